@@ -1,0 +1,175 @@
+// Package api serves the producer HTTP API: submit, read, list and cancel tasks, plus health,
+// readiness and Prometheus metrics. Every error response is JSON of the form
+// {"error": "...", "field": "..."}, and errors are mapped to status codes in one place (errors.go).
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/taskflow-dev/taskflow/app/internal/store"
+	"github.com/taskflow-dev/taskflow/app/internal/task"
+)
+
+// Store is the part of the task store the API uses.
+type Store interface {
+	CreateTask(ctx context.Context, t store.NewTask) (store.Task, bool, error)
+	Task(ctx context.Context, id uuid.UUID) (store.Task, error)
+	ListTasks(ctx context.Context, f store.Filter) ([]store.Task, bool, error)
+	Revoke(ctx context.Context, id uuid.UUID) (store.Task, error)
+	Ping(ctx context.Context) error
+	OutboxSize(ctx context.Context) (int, error)
+}
+
+// Registry validates task names and arguments.
+type Registry interface {
+	Validate(name string, raw json.RawMessage) (json.RawMessage, error)
+	Info(name string) (task.Info, bool)
+}
+
+// Broker reports whether RabbitMQ is reachable.
+type Broker interface {
+	Check() error
+}
+
+// Notifier is told after a task is committed, so the outbox relay publishes it at once.
+type Notifier interface {
+	Notify()
+}
+
+// Config holds the API settings.
+type Config struct {
+	// Queue is the work queue new tasks go to.
+	Queue string
+	// MaxBodyBytes is the largest accepted request body; larger bodies get 413.
+	MaxBodyBytes int64
+	// Token, when set, is required as "Authorization: Bearer <token>" on /api/tasks routes.
+	// Health, readiness and metrics stay open for probes and scrapers.
+	Token string
+}
+
+// Limits on submitted options.
+const (
+	maxRetriesLimit = 100
+	maxTimeout      = 24 * time.Hour
+	maxCountdown    = 30 * 24 * time.Hour
+	maxKeyLength    = 255
+	defaultPageSize = 50
+	maxPageSize     = 500
+	checkTimeout    = 2 * time.Second
+)
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg      Config
+	store    Store
+	registry Registry
+	broker   Broker
+	relay    Notifier
+	log      *slog.Logger
+	mux      *http.ServeMux
+
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	submitted *prometheus.CounterVec
+}
+
+// New returns the API handler. Metrics are registered with reg and served from gatherer at
+// /metrics.
+func New(cfg Config, st Store, registry Registry, br Broker, relay Notifier, log *slog.Logger,
+	reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
+	s := &Server{
+		cfg: cfg, store: st, registry: registry, broker: br, relay: relay, log: log,
+		mux: http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskflow_api_requests_total",
+			Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskflow_api_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskflow_tasks_submitted_total",
+			Help: "Tasks accepted by the API, by task name (idempotent replays not counted).",
+		}, []string{"task"}),
+	}
+	reg.MustRegister(s.requests, s.latency, s.submitted)
+
+	s.handle("POST /api/tasks", s.authorized(s.submit))
+	s.handle("GET /api/tasks", s.authorized(s.list))
+	s.handle("GET /api/tasks/{id}", s.authorized(s.get))
+	s.handle("POST /api/tasks/{id}/cancel", s.authorized(s.cancel))
+	s.handle("GET /api/healthz", s.healthz)
+	s.handle("GET /api/readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+
+	// Patterns without a method catch the other methods, so clients get JSON 405s, and "/"
+	// catches unknown paths with a JSON 404.
+	for _, path := range []string{"/api/tasks", "/api/tasks/{id}", "/api/tasks/{id}/cancel", "/api/healthz", "/api/readyz"} {
+		s.handle(path, s.methodNotAllowed)
+	}
+	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
+		return &requestError{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path}
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// handlerFunc is an HTTP handler that returns its error for writeError to report.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers h under pattern with error mapping and metrics.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if err := h(rec, r); err != nil {
+			s.writeError(rec, r, err)
+		}
+		s.requests.WithLabelValues(pattern, statusLabel(rec.status)).Inc()
+		s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	return &requestError{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path}
+}
+
+// statusRecorder remembers the status code for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func statusLabel(code int) string {
+	return strconv.Itoa(code)
+}
+
+// writeJSON writes v as the JSON response body with the given status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		s.log.DebugContext(r.Context(), "write response", "err", err)
+	}
+}

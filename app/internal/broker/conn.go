@@ -1,0 +1,121 @@
+// Package broker talks to RabbitMQ with amqp091-go: one reconnecting connection per process, a
+// publisher that waits for confirms, and the queue topology that workers declare.
+//
+// amqp091-go does not reconnect by itself. Conn replaces a closed connection on the next request
+// for a channel, and every user of a channel (the outbox relay, the worker's consumer and its
+// publisher) runs a loop that asks for a new channel with backoff once its old one closes.
+// Delivery tags belong to a channel, so a message received on a channel that closed can no longer
+// be acknowledged: RabbitMQ has already requeued it, and the worker acknowledges the redelivered
+// copy after the reconnect.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/taskflow-dev/taskflow/app/internal/logging"
+)
+
+// dialTimeout bounds the TCP connect and AMQP handshake of one dial attempt.
+const dialTimeout = 5 * time.Second
+
+// Conn is an AMQP connection that is dialled on first use and again after it closes. It is safe
+// for concurrent use. Close ends it for good.
+type Conn struct {
+	url  string
+	name string
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	conn   *amqp.Connection
+	closed bool
+}
+
+// NewConn returns a Conn for url. name is shown as the connection name in the RabbitMQ management
+// UI. No connection is made until the first call that needs one.
+func NewConn(url, name string, log *slog.Logger) *Conn {
+	return &Conn{url: url, name: name, log: log}
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("broker connection closed")
+
+// Channel opens a new channel, dialling first if there is no open connection. It makes one attempt
+// and returns the error; callers retry with backoff. The caller closes the channel.
+func (c *Conn) Channel() (*amqp.Channel, error) {
+	conn, err := c.connection()
+	if err != nil {
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	return ch, nil
+}
+
+// Check reports whether the broker is reachable, dialling if needed.
+func (c *Conn) Check() error {
+	_, err := c.connection()
+	return err
+}
+
+func (c *Conn) connection() (*amqp.Connection, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.conn != nil && !c.conn.IsClosed() {
+		return c.conn, nil
+	}
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(c.name)
+	conn, err := amqp.DialConfig(c.url, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Properties: props,
+		Dial: func(network, addr string) (net.Conn, error) {
+			return net.DialTimeout(network, addr, dialTimeout)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", logging.Redact(c.url), err)
+	}
+	if c.conn != nil {
+		c.log.Info("reconnected to broker", "url", logging.SecretURL(c.url))
+	} else {
+		c.log.Info("connected to broker", "url", logging.SecretURL(c.url))
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// Close closes the connection, if any, and makes every later call fail with ErrClosed.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn == nil || c.conn.IsClosed() {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// waitClosed blocks until ch closes or ctx ends, and returns the close reason (nil when the
+// channel was closed on purpose or ctx ended).
+func waitClosed(ctx context.Context, ch *amqp.Channel) *amqp.Error {
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	select {
+	case err := <-closed:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}

@@ -1,0 +1,170 @@
+// Package relay moves committed outbox messages from PostgreSQL to RabbitMQ. The api writes a
+// task and its outbox row in one transaction and answers 202 at once; the relay publishes the row
+// with publisher confirms and deletes it only after the broker confirmed. While RabbitMQ is down
+// the rows wait, and the relay publishes them when it is back.
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/taskflow-dev/taskflow/app/internal/backoff"
+	"github.com/taskflow-dev/taskflow/app/internal/broker"
+	"github.com/taskflow-dev/taskflow/app/internal/store"
+)
+
+// Outbox is the part of the store the relay uses.
+type Outbox interface {
+	RelayOutbox(ctx context.Context, limit int, publish store.PublishFunc) (int, error)
+	NextOutboxDue(ctx context.Context) (time.Time, bool, error)
+}
+
+// Publisher sends messages and reports which ones the broker confirmed.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...broker.Message) ([]bool, error)
+}
+
+// Config tunes a Relay.
+type Config struct {
+	// BatchSize is the most messages published per transaction. Default 500, at most broker.MaxBatch.
+	BatchSize int
+	// PollInterval is how often the relay looks for rows written by other processes or that just
+	// became due. Default 1s. Rows written through this process are picked up at once via Notify.
+	PollInterval time.Duration
+	// Retry spaces attempts after a failure. Default 100ms doubling to 10s.
+	Retry backoff.Policy
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	c.BatchSize = min(c.BatchSize, broker.MaxBatch)
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Retry.Base <= 0 {
+		c.Retry = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
+	}
+	return c
+}
+
+// Relay publishes the outbox. Run it in one goroutine; Notify may be called from any goroutine.
+type Relay struct {
+	cfg    Config
+	outbox Outbox
+	pub    Publisher
+	log    *slog.Logger
+	wake   chan struct{}
+
+	published prometheus.Counter
+	failures  prometheus.Counter
+}
+
+// New returns a Relay. Its metrics are registered with reg.
+func New(cfg Config, outbox Outbox, pub Publisher, log *slog.Logger, reg prometheus.Registerer) *Relay {
+	r := &Relay{
+		cfg:    cfg.WithDefaults(),
+		outbox: outbox,
+		pub:    pub,
+		log:    log,
+		wake:   make(chan struct{}, 1),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "taskflow_outbox_published_total",
+			Help: "Outbox messages published to RabbitMQ and confirmed.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "taskflow_outbox_relay_failures_total",
+			Help: "Relay rounds that failed to publish, for example while RabbitMQ was unreachable.",
+		}),
+	}
+	reg.MustRegister(r.published, r.failures)
+	return r
+}
+
+// Notify wakes the relay because new rows were committed. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends, then returns nil. Rows that are not confirmed stay in the outbox
+// for the next run of any relay.
+func (r *Relay) Run(ctx context.Context) error {
+	retry := backoff.Retrier{Policy: r.cfg.Retry}
+	for ctx.Err() == nil {
+		n, err := r.outbox.RelayOutbox(ctx, r.cfg.BatchSize, r.publish)
+		if n > 0 {
+			r.published.Add(float64(n))
+		}
+		if err != nil && ctx.Err() == nil {
+			r.failures.Inc()
+			r.logFailure(ctx, retry.Failures()+1, err)
+			_ = retry.Wait(ctx)
+			continue
+		}
+		if retry.Failures() > 0 {
+			r.log.InfoContext(ctx, "outbox relay recovered", "failed_rounds", retry.Failures())
+			retry.Reset()
+		}
+		if n == r.cfg.BatchSize {
+			continue // a full batch: more rows are probably due
+		}
+		r.wait(ctx)
+	}
+	return nil
+}
+
+// logFailure logs the first failure of a streak and then every 20th, so an outage of minutes
+// gives a few lines instead of hundreds.
+func (r *Relay) logFailure(ctx context.Context, streak int, err error) {
+	if streak == 1 || streak%20 == 0 {
+		r.log.WarnContext(ctx, "outbox relay cannot publish; tasks stay in the outbox and are retried",
+			"err", err, "failed_rounds", streak)
+	}
+}
+
+// wait sleeps until Notify, the next due row, the poll interval or the end of ctx.
+func (r *Relay) wait(ctx context.Context) {
+	delay := r.cfg.PollInterval
+	if due, ok, err := r.outbox.NextOutboxDue(ctx); err == nil && ok {
+		delay = min(delay, max(time.Until(due), 0))
+	}
+	if delay == 0 {
+		return
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-r.wake:
+	case <-timer.C:
+	}
+}
+
+// publish sends one batch and returns the ids of the rows the broker confirmed.
+func (r *Relay) publish(ctx context.Context, rows []store.OutboxMessage) ([]int64, error) {
+	msgs := make([]broker.Message, len(rows))
+	for i, row := range rows {
+		msgs[i] = broker.Message{Queue: row.Queue, MessageID: row.TaskID.String(), Body: row.Payload}
+		// Rows of this program always parse; anything else is still sent as it is, and the worker
+		// dead-letters what it cannot read, so no row blocks the outbox.
+		if tm, err := broker.ParseTaskMessage(row.Payload); err == nil {
+			msgs[i] = tm.Message(row.Queue)
+		}
+	}
+	confirmed, err := r.pub.Publish(ctx, msgs...)
+	published := make([]int64, 0, len(rows))
+	for i, ok := range confirmed {
+		if ok {
+			published = append(published, rows[i].ID)
+		}
+	}
+	return published, err
+}

@@ -1,0 +1,52 @@
+-- Tasks, their attempts and the transactional outbox that feeds RabbitMQ.
+
+CREATE TABLE tasks (
+    id              uuid        PRIMARY KEY,           -- UUIDv7, so ids sort by creation time
+    task            text        NOT NULL,
+    args            jsonb       NOT NULL,
+    state           text        NOT NULL,
+    result          jsonb,
+    error           text,
+    traceback       text,
+    attempts        integer     NOT NULL DEFAULT 0,    -- attempts started so far
+    max_retries     integer     NOT NULL,
+    timeout_ms      integer     NOT NULL,
+    queue           text        NOT NULL,
+    worker          text,                              -- worker of the latest attempt
+    eta             timestamptz,                       -- earliest start of the next attempt
+    idempotency_key text,
+    request_hash    bytea,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    started_at      timestamptz,
+    finished_at     timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT tasks_state_valid
+        CHECK (state IN ('PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'))
+);
+
+CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX tasks_state_id ON tasks (state, id DESC);
+CREATE INDEX tasks_task_id ON tasks (task, id DESC);
+
+CREATE TABLE task_attempts (
+    task_id     uuid        NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    attempt     integer     NOT NULL,
+    worker      text        NOT NULL,
+    state       text        NOT NULL,
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    PRIMARY KEY (task_id, attempt)
+);
+
+-- Messages committed together with their task and not yet confirmed by RabbitMQ.
+CREATE TABLE outbox (
+    id         bigserial   PRIMARY KEY,
+    task_id    uuid        NOT NULL,
+    queue      text        NOT NULL,
+    payload    bytea       NOT NULL,
+    not_before timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX outbox_due ON outbox (not_before, id);
+CREATE INDEX outbox_task_id ON outbox (task_id);

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// OutboxMessage is a committed task announcement that the broker has not confirmed yet.
+type OutboxMessage struct {
+	ID      int64
+	TaskID  uuid.UUID
+	Queue   string
+	Payload []byte
+}
+
+// PublishFunc publishes msgs and returns the ids of those the broker confirmed. Messages it does
+// not return stay in the outbox and are offered again later. An error means none is assumed
+// published.
+type PublishFunc func(ctx context.Context, msgs []OutboxMessage) (published []int64, err error)
+
+// RelayOutbox locks up to limit due outbox messages, calls publish with them and deletes those it
+// confirms, all in one transaction. Rows locked by another relay are skipped, so several relays can
+// run at once. It returns the number of messages deleted.
+//
+// A crash after publishing and before the commit leaves the rows in place, so those messages are
+// published again: delivery is at least once, and workers ignore a task that already finished.
+func (s *Store) RelayOutbox(ctx context.Context, limit int, publish PublishFunc) (int, error) {
+	var deleted int
+	var publishErr error
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Losing this commit in a database crash only republishes the batch.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT id, task_id, queue, payload FROM outbox
+			WHERE not_before <= now()
+			ORDER BY not_before, id
+			LIMIT $1
+			FOR UPDATE SKIP LOCKED`, limit)
+		if err != nil {
+			return err
+		}
+		msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxMessage, error) {
+			var m OutboxMessage
+			err := row.Scan(&m.ID, &m.TaskID, &m.Queue, &m.Payload)
+			return m, err
+		})
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		// The confirmed part of a partly failed batch is still deleted, so it is not sent twice.
+		var published []int64
+		published, publishErr = publish(ctx, msgs)
+		if len(published) == 0 {
+			return nil
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, published)
+		deleted = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("relay outbox: %w", err)
+	}
+	if publishErr != nil {
+		return deleted, fmt.Errorf("relay outbox: %w", publishErr)
+	}
+	return deleted, nil
+}
+
+// NextOutboxDue returns when the earliest outbox message becomes due, and false when the outbox
+// is empty.
+func (s *Store) NextOutboxDue(ctx context.Context) (time.Time, bool, error) {
+	var due *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(not_before) FROM outbox`).Scan(&due); err != nil {
+		return time.Time{}, false, fmt.Errorf("read next outbox due time: %w", err)
+	}
+	if due == nil {
+		return time.Time{}, false, nil
+	}
+	return *due, true, nil
+}
+
+// OutboxSize returns the number of messages waiting in the outbox, due or not.
+func (s *Store) OutboxSize(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("count outbox: %w", err)
+	}
+	return n, nil
+}
