@@ -1,0 +1,112 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskflow-dev/taskflow/app/internal/task"
+)
+
+// newRegistry returns a registry with the built-in tasks.
+func newRegistry(t testing.TB) *task.Registry {
+	t.Helper()
+	r := task.NewRegistry()
+	Register(r)
+	return r
+}
+
+// runTask marshals args, runs the task through the registry and decodes the result into R.
+func runTask[R any](ctx context.Context, t testing.TB, r *task.Registry, name string, args any) (R, error) {
+	t.Helper()
+	var result R
+	raw, err := json.Marshal(args)
+	if err != nil {
+		t.Fatalf("marshal args %v: %v", args, err)
+	}
+	out, err := r.Run(ctx, name, raw)
+	if err != nil {
+		return result, err
+	}
+	if err := json.Unmarshal(out, &result); err != nil {
+		t.Fatalf("decode result %s of task %q: %v", out, name, err)
+	}
+	return result, nil
+}
+
+// wantFieldError checks that err is a permanent *task.FieldError equal to want.
+func wantFieldError(t *testing.T, err error, want task.FieldError) {
+	t.Helper()
+	var fieldErr *task.FieldError
+	if !errors.As(err, &fieldErr) {
+		t.Fatalf("error = %v (%T), want *task.FieldError", err, err)
+	}
+	if diff := cmp.Diff(want, *fieldErr); diff != "" {
+		t.Errorf("field error mismatch (-want +got):\n%s", diff)
+	}
+	if !task.IsPermanent(err) {
+		t.Errorf("IsPermanent(%v) = false, want true", err)
+	}
+}
+
+func TestRegisterNames(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t)
+
+	want := []string{"csvstats", "fib", "sleep", "wordstats"}
+	if diff := cmp.Diff(want, r.Names()); diff != "" {
+		t.Errorf("Names() mismatch (-want +got):\n%s", diff)
+	}
+	for _, name := range want {
+		info, ok := r.Info(name)
+		if !ok {
+			t.Fatalf("Info(%q) found = false", name)
+		}
+		if info.Description == "" {
+			t.Errorf("Info(%q).Description is empty", name)
+		}
+		if info.MaxRetries != task.DefaultMaxRetries {
+			t.Errorf("Info(%q).MaxRetries = %d, want %d", name, info.MaxRetries, task.DefaultMaxRetries)
+		}
+	}
+}
+
+func TestRegisterTimeouts(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t)
+
+	tests := []struct {
+		name string
+		want time.Duration
+	}{
+		{name: "fib", want: task.DefaultTimeout},
+		{name: "wordstats", want: task.DefaultTimeout},
+		{name: "csvstats", want: task.DefaultTimeout},
+		{name: "sleep", want: time.Hour + time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			info, _ := r.Info(tt.name)
+			if info.Timeout != tt.want {
+				t.Errorf("Info(%q).Timeout = %v, want %v", tt.name, info.Timeout, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegisterTwicePanics(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t)
+
+	defer func() {
+		if recover() == nil {
+			t.Errorf("second Register did not panic")
+		}
+	}()
+	Register(r)
+}
