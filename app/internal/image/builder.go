@@ -187,7 +187,7 @@ func (b *Builder) buildPlatform(ctx context.Context, svc Service, p v1.Platform,
 		return PlatformImage{}, err
 	}
 	b.cfg.Logger.InfoContext(ctx, "built image",
-		"service", svc.Name, "platform", p.String(), "digest", pi.Digest.String(),
+		"image", svc.Name, "platform", p.String(), "digest", pi.Digest.String(),
 		"size", pi.Size, "duration", time.Since(start))
 	return pi, nil
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// cacheSuffix names cached files. It changes whenever the compression settings change, so an
-// old entry never stands in for a layer compressed differently.
+// cacheSuffix ends the name of every cached file and names the compression settings. Change it
+// together with gzipBytes, so an entry compressed with other settings is not used.
 const cacheSuffix = ".gzip9.tar.gz"
 
 // layerCache stores gzip-compressed layers in a directory, one file per uncompressed tar,

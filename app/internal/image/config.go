@@ -103,6 +103,7 @@ func (c Config) WithDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
 	}
+
 	if len(c.Platforms) == 0 {
 		c.Platforms = []v1.Platform{
 			{OS: "linux", Architecture: "amd64"},
@@ -113,6 +114,7 @@ func (c Config) WithDefaults() Config {
 		c.Created = time.Unix(0, 0)
 	}
 	c.Created = c.Created.UTC()
+
 	if c.CACertFile == "" {
 		c.CACertFile = DefaultCACertFile
 	}
@@ -123,6 +125,7 @@ func (c Config) WithDefaults() Config {
 			c.NoCache = true
 		}
 	}
+
 	if c.CacheMaxAge == 0 {
 		c.CacheMaxAge = DefaultCacheMaxAge
 	}
@@ -132,6 +135,7 @@ func (c Config) WithDefaults() Config {
 	if c.GoCommand == "" {
 		c.GoCommand = "go"
 	}
+
 	if c.Keychain == nil {
 		c.Keychain = authn.DefaultKeychain
 	}

@@ -14,10 +14,10 @@ import (
 
 // goBuild cross-compiles the main package pkg for platform and returns the binary.
 //
-// The environment pins every setting that go build records in the binary's build information,
-// so the binary depends only on the source, the module graph and the Go toolchain: CGO off,
-// baseline GOAMD64 and GOARM64, and GOFLAGS cleared so the caller's flags (for example -race
-// or -buildvcs=true) cannot leak in. GOPROXY, GOCACHE and the other variables are inherited.
+// go build records its settings in the binary's build information, so the environment pins the
+// ones a caller's shell commonly varies: CGO off, baseline GOAMD64 and GOARM64, and GOFLAGS
+// cleared so flags such as -race or -buildvcs=true cannot leak in. Other variables are
+// inherited, and a GOEXPERIMENT or GOTOOLCHAIN setting still changes the binary.
 func goBuild(ctx context.Context, goCommand, dir, pkg string, platform v1.Platform) ([]byte, error) {
 	tmp, err := os.MkdirTemp("", "taskflow-image-*")
 	if err != nil {

@@ -18,7 +18,8 @@ import (
 )
 
 // Image is the built, not yet pushed, multi-platform image of one service. Its fields are
-// read-only after [Builder.Build] returns, and its methods are safe for concurrent use.
+// read-only after [Builder.Build] returns. Push is safe for concurrent use, but two WriteLayout
+// calls on one directory are not.
 type Image struct {
 	// Service is the service the image was built from.
 	Service Service
@@ -33,6 +34,7 @@ type Image struct {
 	// Platforms describes the image of each platform, in Config.Platforms order.
 	Platforms []PlatformImage
 
+	digest    v1.Hash
 	keychain  authn.Keychain
 	transport http.RoundTripper
 	log       *slog.Logger
@@ -91,6 +93,7 @@ func newImage(svc Service, repo name.Repository, platforms []PlatformImage, cfg 
 		Ref:       repo.Digest(digest.String()),
 		Index:     idx,
 		Platforms: platforms,
+		digest:    digest,
 		keychain:  cfg.Keychain,
 		transport: cfg.Transport,
 		log:       cfg.Logger,
@@ -99,9 +102,7 @@ func newImage(svc Service, repo name.Repository, platforms []PlatformImage, cfg 
 
 // Digest returns the digest of the image index.
 func (img *Image) Digest() v1.Hash {
-	// Ref was built from a valid digest, so parsing it again cannot fail.
-	h, _ := v1.NewHash(img.Ref.DigestStr())
-	return h
+	return img.digest
 }
 
 // Push uploads the index, every platform image and their blobs to ref, skipping blobs the
@@ -125,7 +126,7 @@ func (img *Image) Push(ctx context.Context, ref name.Reference) error {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	img.log.InfoContext(ctx, "pushed image",
-		"service", img.Service.Name, "ref", ref.String(), "digest", img.Ref.DigestStr(),
+		"image", img.Service.Name, "ref", ref.String(), "digest", img.Ref.DigestStr(),
 		"duration", time.Since(start))
 	return nil
 }
