@@ -1,0 +1,442 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/taskflow-dev/taskflow/app/internal/store"
+	"github.com/taskflow-dev/taskflow/app/internal/task"
+	"github.com/taskflow-dev/taskflow/app/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// openStore returns a migrated store on a fresh database.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.Database(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func newTask(name string) store.NewTask {
+	id := uuid.Must(uuid.NewV7())
+	return store.NewTask{
+		ID: id, Name: name, Args: json.RawMessage(`{"n":1}`), MaxRetries: 2,
+		Timeout: time.Minute, Queue: "tasks", Message: []byte(`{"id":"` + id.String() + `","task":"` + name + `"}`),
+	}
+}
+
+func mustCreate(t *testing.T, st *store.Store, nt store.NewTask) store.Task {
+	t.Helper()
+	got, created, err := st.CreateTask(context.Background(), nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !created {
+		t.Fatalf("CreateTask(%s) returned an existing task", nt.ID)
+	}
+	return got
+}
+
+func TestMigrateConcurrentAndRepeated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testenv.Database(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			st, err := store.Open(ctx, url, 2)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer st.Close()
+			errs[i] = st.Migrate(ctx)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("migration %d: %v", i, err)
+		}
+	}
+}
+
+func TestCreateTaskWritesOutbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	nt := newTask("fib")
+	got := mustCreate(t, st, nt)
+	if got.State != task.Pending || got.Attempts != 0 || got.Name != "fib" {
+		t.Errorf("created task = %+v, want PENDING fib with 0 attempts", got)
+	}
+	n, err := st.OutboxSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("outbox size = %d, want 1", n)
+	}
+}
+
+func TestCreateTaskIdempotency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+
+	first := newTask("fib")
+	first.IdempotencyKey, first.RequestHash = "key-1", []byte("hash-a")
+	created := mustCreate(t, st, first)
+
+	again := newTask("fib")
+	again.IdempotencyKey, again.RequestHash = "key-1", []byte("hash-a")
+	got, isNew, err := st.CreateTask(ctx, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if isNew || got.ID != created.ID {
+		t.Errorf("same key and hash: got id %s new=%v, want id %s new=false", got.ID, isNew, created.ID)
+	}
+
+	different := newTask("fib")
+	different.IdempotencyKey, different.RequestHash = "key-1", []byte("hash-b")
+	if _, _, err := st.CreateTask(ctx, different); !errors.Is(err, store.ErrIdempotencyConflict) {
+		t.Errorf("same key, other hash: err = %v, want ErrIdempotencyConflict", err)
+	}
+
+	n, err := st.OutboxSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("outbox size = %d, want 1: replays must not queue a second message", n)
+	}
+}
+
+func TestCreateTaskIdempotencyRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	const clients = 8
+	ids := make([]uuid.UUID, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			nt := newTask("fib")
+			nt.IdempotencyKey, nt.RequestHash = "race", []byte("same")
+			got, _, err := st.CreateTask(ctx, nt)
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			ids[i] = got.ID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("client %d got task %s, client 0 got %s", i, id, ids[0])
+		}
+	}
+}
+
+func TestStartAndFinishAppliesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	created := mustCreate(t, st, newTask("fib"))
+
+	claim, err := st.StartAttempt(ctx, created.ID, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim.Attempt != 1 || claim.Name != "fib" || claim.MaxRetries != 2 || claim.Timeout != time.Minute {
+		t.Errorf("claim = %+v", claim)
+	}
+	ok := store.Outcome{ID: created.ID, Attempt: 1, State: task.Success, Result: json.RawMessage(`{"v":1}`)}
+	applied, err := st.Finish(ctx, ok)
+	if err != nil || !applied {
+		t.Fatalf("first Finish: applied=%v err=%v, want applied", applied, err)
+	}
+	ok.Result = json.RawMessage(`{"v":2}`)
+	applied, err = st.Finish(ctx, ok)
+	if err != nil || applied {
+		t.Fatalf("second Finish: applied=%v err=%v, want not applied", applied, err)
+	}
+
+	got, err := st.Task(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(`{"v": 1}`, string(got.Result)); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if got.State != task.Success || got.FinishedAt == nil {
+		t.Errorf("task = %s finished_at=%v, want SUCCESS with finished_at", got.State, got.FinishedAt)
+	}
+
+	_, err = st.StartAttempt(ctx, created.ID, "w2")
+	var notRunnable *store.NotRunnableError
+	if !errors.As(err, &notRunnable) || notRunnable.State != task.Success {
+		t.Errorf("StartAttempt after success: err = %v, want NotRunnableError with SUCCESS", err)
+	}
+}
+
+func TestStaleRetryDoesNotOverrideNewerAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	created := mustCreate(t, st, newTask("fib"))
+
+	if _, err := st.StartAttempt(ctx, created.ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := st.StartAttempt(ctx, created.ID, "w2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Attempt != 2 {
+		t.Fatalf("second attempt number = %d, want 2", second.Attempt)
+	}
+	applied, err := st.Finish(ctx, store.Outcome{ID: created.ID, Attempt: 1, State: task.Retry,
+		Error: "boom", RetryAt: time.Now().Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied {
+		t.Error("a RETRY of attempt 1 was applied while attempt 2 runs")
+	}
+
+	attempts, err := st.Attempts(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []task.State
+	for _, a := range attempts {
+		states = append(states, a.State)
+	}
+	// Attempt 1 was closed as lost when attempt 2 started, then recorded its own RETRY outcome.
+	if diff := cmp.Diff([]task.State{task.Retry, task.Started}, states); diff != "" {
+		t.Errorf("attempt states (-want +got):\n%s", diff)
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+
+	pending := mustCreate(t, st, newTask("sleep"))
+	got, err := st.Revoke(ctx, pending.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != task.Revoked {
+		t.Errorf("state after revoke = %s, want REVOKED", got.State)
+	}
+	if n, _ := st.OutboxSize(ctx); n != 0 {
+		t.Errorf("outbox size after revoking the only task = %d, want 0", n)
+	}
+	if _, err := st.Revoke(ctx, pending.ID); err != nil {
+		t.Errorf("revoking again: %v, want success", err)
+	}
+	if _, err := st.StartAttempt(ctx, pending.ID, "w1"); !errors.Is(err, store.ErrNotRunnable) {
+		t.Errorf("StartAttempt of revoked task: err = %v, want ErrNotRunnable", err)
+	}
+
+	done := mustCreate(t, st, newTask("fib"))
+	if _, err := st.StartAttempt(ctx, done.ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(ctx, store.Outcome{ID: done.ID, Attempt: 1, State: task.Success, Result: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Revoke(ctx, done.ID); !errors.Is(err, store.ErrFinished) {
+		t.Errorf("revoking a finished task: err = %v, want ErrFinished", err)
+	}
+	if _, err := st.Revoke(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoking an unknown task: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRevokeWhileRunningDiscardsResult(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	created := mustCreate(t, st, newTask("sleep"))
+	if _, err := st.StartAttempt(ctx, created.ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Revoke(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := st.Finish(ctx, store.Outcome{ID: created.ID, Attempt: 1, State: task.Success, Result: json.RawMessage(`1`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied {
+		t.Error("a result was applied to a revoked task")
+	}
+	got, err := st.Task(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != task.Revoked || got.Result != nil {
+		t.Errorf("task = %s result=%s, want REVOKED without result", got.State, got.Result)
+	}
+}
+
+func TestListTasksKeysetPagination(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	var want []uuid.UUID
+	for i := range 7 {
+		name := "fib"
+		if i%2 == 1 {
+			name = "sleep"
+		}
+		created := mustCreate(t, st, newTask(name))
+		if name == "fib" {
+			want = append([]uuid.UUID{created.ID}, want...) // newest first
+		}
+	}
+
+	var got []uuid.UUID
+	f := store.Filter{Name: "fib", Limit: 3}
+	for page := 0; page < 5; page++ {
+		tasks, more, err := st.ListTasks(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range tasks {
+			got = append(got, tk.ID)
+		}
+		if !more {
+			break
+		}
+		f.Before = tasks[len(tasks)-1].ID
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("listed ids (-want +got):\n%s", diff)
+	}
+
+	pending, _, err := st.ListTasks(ctx, store.Filter{State: task.Success, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 0 {
+		t.Errorf("SUCCESS filter returned %d tasks, want 0", len(pending))
+	}
+}
+
+func TestRelayOutboxDeletesOnlyConfirmed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	var ids []uuid.UUID
+	for range 4 {
+		ids = append(ids, mustCreate(t, st, newTask("fib")).ID)
+	}
+
+	// Confirm only the first two.
+	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
+		if len(msgs) != 4 {
+			t.Errorf("publish got %d messages, want 4", len(msgs))
+		}
+		return []int64{msgs[0].ID, msgs[1].ID}, errors.New("broker went away")
+	})
+	if err == nil {
+		t.Error("RelayOutbox hid the publish error")
+	}
+	if n != 2 {
+		t.Errorf("deleted = %d, want 2", n)
+	}
+
+	var left []uuid.UUID
+	_, err = st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
+		var all []int64
+		for _, m := range msgs {
+			left = append(left, m.TaskID)
+			all = append(all, m.ID)
+		}
+		return all, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ids[2:], left); diff != "" {
+		t.Errorf("messages offered again (-want +got):\n%s", diff)
+	}
+	if size, _ := st.OutboxSize(ctx); size != 0 {
+		t.Errorf("outbox size = %d, want 0", size)
+	}
+}
+
+func TestRelayOutboxHoldsCountdown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	later := newTask("fib")
+	later.ETA = time.Now().Add(time.Hour)
+	mustCreate(t, st, later)
+
+	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
+		t.Errorf("a message due in an hour was offered: %+v", msgs)
+		return nil, nil
+	})
+	if err != nil || n != 0 {
+		t.Errorf("RelayOutbox = %d, %v; want 0, nil", n, err)
+	}
+	due, ok, err := st.NextOutboxDue(ctx)
+	if err != nil || !ok {
+		t.Fatalf("NextOutboxDue = %v, %v, %v", due, ok, err)
+	}
+	if d := time.Until(due); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("next due in %s, want about 1h", d)
+	}
+}
+
+func TestFailUndelivered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	created := mustCreate(t, st, newTask("fib"))
+	if _, err := st.StartAttempt(ctx, created.ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FailUndelivered(ctx, created.ID, "crashed every time"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Task(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != task.Failure || got.Error != "crashed every time" {
+		t.Errorf("task = %s %q, want FAILURE with the reason", got.State, got.Error)
+	}
+	attempts, err := st.Attempts(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != 1 || attempts[0].State != task.Failure || attempts[0].FinishedAt == nil {
+		t.Errorf("attempts = %+v, want one closed FAILURE", attempts)
+	}
+}
