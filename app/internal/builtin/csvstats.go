@@ -18,7 +18,7 @@ import (
 // Limits and defaults of the csvstats args.
 const (
 	maxCSVBytes       = 4 << 20 // 4 MiB
-	csvCheckRows      = 1024    // how often, in rows, the scan checks ctx
+	csvCheckRows      = 1024    // rows read between two checks of ctx
 	maxListedColumns  = 20      // columns named in a missing-column error
 	defaultCSVComma   = ','
 	countOperation    = "count"
@@ -49,12 +49,17 @@ type CSVStatsResult struct {
 // CSVGroup holds the aggregates of one group. Only the requested operations are set.
 type CSVGroup struct {
 	// Key is the group_by value shared by the rows of the group.
-	Key   string   `json:"key"`
-	Count *int     `json:"count,omitempty"`
-	Sum   *float64 `json:"sum,omitempty"`
-	Avg   *float64 `json:"avg,omitempty"`
-	Min   *float64 `json:"min,omitempty"`
-	Max   *float64 `json:"max,omitempty"`
+	Key string `json:"key"`
+	// Count is the number of rows in the group.
+	Count *int `json:"count,omitempty"`
+	// Sum is the sum of the values.
+	Sum *float64 `json:"sum,omitempty"`
+	// Avg is Sum divided by Count.
+	Avg *float64 `json:"avg,omitempty"`
+	// Min is the smallest value.
+	Min *float64 `json:"min,omitempty"`
+	// Max is the largest value.
+	Max *float64 `json:"max,omitempty"`
 }
 
 type csvStatsArgs struct {
@@ -368,7 +373,8 @@ type groupAggregate struct {
 	min, max     float64
 }
 
-// add adds a finite value. It returns an error if the sum leaves the float64 range.
+// add folds a finite value into the aggregates. It returns an error if the sum leaves the
+// float64 range.
 func (g *groupAggregate) add(value float64) error {
 	if g.count == 0 {
 		g.min, g.max = value, value

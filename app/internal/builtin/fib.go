@@ -61,7 +61,7 @@ func runFib(ctx context.Context, args fibArgs) (any, error) {
 // It returns ctx.Err() if ctx is done before it finishes.
 func fibonacci(ctx context.Context, n int) (*big.Int, error) {
 	if n < 0 {
-		return nil, fmt.Errorf("fibonacci of negative n %d", n)
+		return nil, fmt.Errorf("fibonacci: n must not be negative, got %d", n)
 	}
 
 	current := big.NewInt(0) // F(k)

@@ -23,7 +23,7 @@ const (
 	defaultMinLength    = 1
 	maxMinLength        = 100
 	maxStopwords        = 10_000
-	wordStatsCheckBytes = 64 << 10 // how often, in bytes of text, the scan checks ctx
+	wordStatsCheckBytes = 64 << 10 // bytes of text scanned between two checks of ctx
 )
 
 // WordStatsResult is the result of the wordstats task.
@@ -42,10 +42,10 @@ type WordStatsResult struct {
 	// Lines is the number of lines. "\n", "\r\n" and a lone "\r" end a line, and a last line
 	// without a line break counts too, so "a\nb" and "a\nb\n" both have 2 lines.
 	Lines int `json:"lines"`
-	// Sentences is an estimate: a run of text with at least one word that ends at '.', '!', '?',
-	// '…' or a CJK full stop, question or exclamation mark, or at the end of the text. A '.'
-	// directly followed by a letter or digit, as in "3.14", ends no sentence. Abbreviations such
-	// as "Mr." are counted as sentence ends.
+	// Sentences is an estimate. A sentence is a run of text with at least one word that ends at
+	// '.', '!', '?', '…', a CJK full stop, question or exclamation mark, or the end of the text.
+	// A '.' directly followed by a letter or digit, as in "3.14", ends no sentence, but the
+	// period of an abbreviation such as "Mr." does.
 	Sentences int `json:"sentences"`
 	// AverageWordLength is the mean word length in code points, 0 for a text without words.
 	AverageWordLength float64 `json:"average_word_length"`

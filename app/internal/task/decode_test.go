@@ -1,7 +1,9 @@
 package task
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -81,3 +83,43 @@ func TestSchemaOf(t *testing.T) {
 }
 
 func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+// FuzzValidate checks that Validate never panics on arbitrary bytes, reports every problem as a
+// *FieldError, and returns canonical args that validate to the same bytes again.
+func FuzzValidate(f *testing.F) {
+	f.Add([]byte(`{"n":3,"name":"a","tags":["x"],"ratio":0.5,"flag":true}`))
+	f.Add([]byte(`{"n":1,"inner":{"x":2},"small":-128,"count":7}`))
+	f.Add([]byte(`{"n":1,"name":"\ud83d\ude00\u00e9\\\"<>&"}`))
+	f.Add([]byte(`{"n":1,"name":"\ud800"}`))
+	f.Add([]byte("{\"n\":1,\"name\":\"\xff\"}"))
+	f.Add([]byte(`{"n":1,"n":2} [`))
+	f.Add([]byte(`null`))
+
+	r := NewRegistry()
+	Register(r, Definition[testArgs]{Name: "echo", Run: failingHandler})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		canonical, err := r.Validate("echo", raw)
+		if err != nil {
+			var fieldErr *FieldError
+			var panicErr *PanicError
+			if errors.As(err, &panicErr) && panicErr.Value == "validate panicked" {
+				return // testArgs panics on purpose for the name "panic"
+			}
+			if !errors.As(err, &fieldErr) {
+				t.Fatalf("Validate(%q) error = %v (%T), want *FieldError", raw, err, err)
+			}
+			if fieldErr.Field != "args" && !strings.HasPrefix(fieldErr.Field, "args.") {
+				t.Errorf("Validate(%q) field = %q, want args or args.<name>", raw, fieldErr.Field)
+			}
+			return
+		}
+
+		again, err := r.Validate("echo", canonical)
+		if err != nil {
+			t.Fatalf("Validate(%s) of canonical args error = %v", canonical, err)
+		}
+		if diff := cmp.Diff(string(canonical), string(again)); diff != "" {
+			t.Errorf("canonical args change when validated again (-first +second):\n%s", diff)
+		}
+	})
+}
