@@ -6,6 +6,7 @@
 //	go run ./app/cmd/imagebuild                      # build, print references, push nothing
 //	go run ./app/cmd/imagebuild -push                # build and push to localhost:5001
 //	go run ./app/cmd/imagebuild -services api -push -tag dev
+//	go run ./app/cmd/imagebuild -json                # the same results as a JSON array
 //
 // SOURCE_DATE_EPOCH, when set, fixes the image creation time. Registry credentials come from the
 // Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
@@ -13,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,6 +63,7 @@ type options struct {
 	tag       string
 	layout    string
 	noCache   bool
+	json      bool
 }
 
 func parseOptions(args []string) (options, error) {
@@ -73,11 +76,12 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated platforms of the image index")
 	fs.StringVar(&o.source, "source", "", "org.opencontainers.image.source label, a repository URL; empty omits it")
 	fs.StringVar(&o.revision, "revision", "auto",
-		`org.opencontainers.image.revision label; "auto" takes the last commit that changed app, go.mod or go.sum; empty omits it`)
+		`org.opencontainers.image.revision label; "auto" takes the last commit that changed app, go.mod or go.sum, or omits the label outside a git work tree; empty omits it`)
 	fs.BoolVar(&o.push, "push", false, "push the images; without it nothing is sent to the registry")
 	fs.StringVar(&o.tag, "tag", "", "with -push, push under this tag instead of by digest only")
 	fs.StringVar(&o.layout, "layout", "", "also write the images into the OCI image layout in this directory")
 	fs.BoolVar(&o.noCache, "no-cache", false, "compress every layer again instead of reading the layer cache")
+	fs.BoolVar(&o.json, "json", false, "print the results as a JSON array instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -97,7 +101,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	cfg, services, err := o.config(ctx, getenv)
+	cfg, services, err := o.config(ctx, log, getenv)
 	if err != nil {
 		return err
 	}
@@ -115,13 +119,55 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
+	results := make([]result, 0, len(images))
 	for _, img := range images {
 		if err := publish(ctx, o, img); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\t%s\n", img.Service.Name, img.Ref)
-		for _, p := range img.Platforms {
-			fmt.Fprintf(stdout, "  %s\t%s\t%.1f MB\n", p.Platform.String(), p.Digest, float64(p.Size)/1e6)
+		results = append(results, newResult(img, o.push))
+	}
+	return printResults(stdout, results, o.json)
+}
+
+// result is the outcome for one service, the element of the -json output array.
+type result struct {
+	Service   string           `json:"service"`
+	Ref       string           `json:"ref"`
+	Digest    string           `json:"digest"`
+	Pushed    bool             `json:"pushed"`
+	Platforms []platformResult `json:"platforms"`
+}
+
+// platformResult describes one platform image. Size is the compressed size in bytes.
+type platformResult struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+}
+
+func newResult(img *image.Image, pushed bool) result {
+	r := result{Service: img.Service.Name, Ref: img.Ref.String(), Digest: img.Digest().String(), Pushed: pushed}
+	for _, p := range img.Platforms {
+		r.Platforms = append(r.Platforms, platformResult{Platform: p.Platform.String(), Digest: p.Digest.String(), Size: p.Size})
+	}
+	return r
+}
+
+// printResults writes one reference line per service, each followed by one line per platform,
+// or the whole list as JSON.
+func printResults(w io.Writer, results []result, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return fmt.Errorf("write JSON output: %w", err)
+		}
+		return nil
+	}
+	for _, r := range results {
+		fmt.Fprintf(w, "%s\t%s\n", r.Service, r.Ref)
+		for _, p := range r.Platforms {
+			fmt.Fprintf(w, "  %s\t%s\t%.1f MB\n", p.Platform, p.Digest, float64(p.Size)/1e6)
 		}
 	}
 	return nil
@@ -145,7 +191,7 @@ func publish(ctx context.Context, o options, img *image.Image) error {
 }
 
 // config turns the options into the builder settings and the service list.
-func (o options) config(ctx context.Context, getenv func(string) string) (image.Config, []image.Service, error) {
+func (o options) config(ctx context.Context, log *slog.Logger, getenv func(string) string) (image.Config, []image.Service, error) {
 	created, err := image.SourceDateEpoch(getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return image.Config{}, nil, err
@@ -160,9 +206,10 @@ func (o options) config(ctx context.Context, getenv func(string) string) (image.
 		NoCache:   o.noCache,
 	}
 	if o.revision == "auto" {
+		// A source tree without git history still builds, only without the label.
 		cfg.Revision, err = image.SourceRevision(ctx, o.dir, "app", "go.mod", "go.sum")
 		if err != nil {
-			return image.Config{}, nil, fmt.Errorf("%w (set -revision to a commit, or to an empty value to omit the label)", err)
+			log.WarnContext(ctx, "omit revision label: set -revision to a commit to keep it", "err", err)
 		}
 	}
 
