@@ -40,6 +40,15 @@ func (t Topology) DelayQueue(d time.Duration) string {
 	return fmt.Sprintf("%s.delay.%dms", t.Queue, d.Milliseconds())
 }
 
+// Queues returns the names of every queue of the topology.
+func (t Topology) Queues() []string {
+	names := []string{t.Queue, t.DeadLetterQueue(), t.PoisonQueue()}
+	for _, d := range t.RetryDelays {
+		names = append(names, t.DelayQueue(d))
+	}
+	return names
+}
+
 // DelayFor returns the longest retry delay that is not longer than d, or the shortest one when
 // all are longer.
 func (t Topology) DelayFor(d time.Duration) time.Duration {

@@ -1,0 +1,35 @@
+# Entry points. `make run` and `make test` are the two commands README.md opens with.
+
+SERVICES_DIR ?= .run/services
+
+.PHONY: run test bench services-up services-down fmt lint clean
+
+## run: start RabbitMQ, PostgreSQL, one api and two workers on loopback and submit a sample batch
+run:
+	go run ./app/cmd/demo
+
+## test: unit, integration and chaos tests against real servers that the script starts
+test:
+	scripts/test
+
+## bench: end-to-end throughput and latency against a raw RabbitMQ+PostgreSQL baseline
+bench:
+	scripts/bench
+
+## services-up: start private RabbitMQ and PostgreSQL in $(SERVICES_DIR) and print their URLs
+services-up:
+	scripts/services install
+	scripts/services start $(SERVICES_DIR)
+
+## services-down: stop what services-up started
+services-down:
+	scripts/services stop $(SERVICES_DIR)
+
+fmt:
+	gofmt -w app infra
+
+clean:
+	rm -rf .run
+
+-include infra/infra.mk
+-include app/internal/image/image.mk
