@@ -69,8 +69,8 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("token_set", c.Token != ""),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("relay_batch_size", c.RelayBatch),
-		slog.Duration("relay_poll_interval", c.RelayPoll),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("relay_poll_interval", c.RelayPoll.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 	)
 }
 

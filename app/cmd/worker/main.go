@@ -78,9 +78,9 @@ func (c config) LogValue() slog.Value {
 		slog.String("queue", w.Queue),
 		slog.Int("concurrency", w.Concurrency),
 		slog.Int("prefetch", w.Prefetch),
-		slog.Duration("drain_timeout", w.DrainTimeout),
-		slog.Duration("retry_base_delay", w.Retry.Base),
-		slog.Duration("retry_max_delay", w.Retry.Max),
+		slog.String("drain_timeout", w.DrainTimeout.String()),
+		slog.String("retry_base_delay", w.Retry.Base.String()),
+		slog.String("retry_max_delay", w.Retry.Max.String()),
 		slog.Int("delivery_limit", w.DeliveryLimit),
 	)
 }

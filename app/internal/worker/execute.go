@@ -43,7 +43,7 @@ func (w *Worker) handle(ctx context.Context, d amqp.Delivery) {
 	switch {
 	case errors.As(err, &notRunnable) && notRunnable.State == "":
 		log.WarnContext(ctx, "rejecting message for a task that does not exist")
-		w.metrics.outcome(msg.Task, "rejected")
+		w.metrics.outcome("unknown", "rejected") // the name came from the message, not the registry
 		_ = d.Reject(false)
 		return
 	case errors.As(err, &notRunnable):
@@ -136,7 +136,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, d amqp.Delivery, 
 	case task.Success:
 		log.InfoContext(ctx, "task succeeded")
 	case task.Retry:
-		log.InfoContext(ctx, "task failed; retrying", "err", o.Error, "retry_in", res.delay)
+		log.InfoContext(ctx, "task failed; retrying", "err", o.Error, "retry_in", res.delay.String())
 		if !w.publish(ctx, log, msg.Message(w.topology.DelayQueue(res.delay))) {
 			return
 		}

@@ -180,7 +180,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 
-	w.log.InfoContext(ctx, "worker draining", "drain_timeout", w.cfg.DrainTimeout)
+	w.log.InfoContext(ctx, "worker draining", "drain_timeout", w.cfg.DrainTimeout.String())
 	drained := make(chan struct{})
 	go func() {
 		w.inFlight.Wait()
