@@ -74,8 +74,8 @@ func NewAddons(ctx *pulumi.Context, name string, args *AddonsArgs, opts ...pulum
 }
 
 // ingressNginxValues runs the controller on kind's node labelled
-// ingress-ready=true with host ports 80 and 443, which kind maps to the
-// host when its cluster config asks for it.
+// ingress-ready=true with host ports 80 and 443. A kind cluster config with
+// extraPortMappings for 80 and 443 exposes them on the machine.
 func ingressNginxValues() map[string]any {
 	return map[string]any{
 		"controller": map[string]any{

@@ -87,9 +87,9 @@ type AppConfig struct {
 
 // Resources holds a container's requests and limits as Kubernetes quantities.
 type Resources struct {
-	// Requests is what the scheduler reserves.
+	// Requests are the amounts the scheduler reserves for the container.
 	Requests ResourceList `json:"requests"`
-	// Limits is what the kubelet enforces.
+	// Limits are the caps the kubelet enforces.
 	Limits ResourceList `json:"limits"`
 }
 

@@ -32,7 +32,7 @@ type IngressArgs struct {
 	// CertManagerReady, when set, is the release whose CRDs the issuers need.
 	CertManagerReady pulumi.Resource
 	// ControllerReady, when set, is the ingress controller release. Its
-	// admission webhook must answer before an Ingress can be created.
+	// admission webhook must respond before an Ingress can be created.
 	ControllerReady pulumi.Resource
 }
 

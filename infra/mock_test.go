@@ -15,7 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 )
 
-// testCAPEM stands in for the certificate cert-manager writes.
+// testCAPEM replaces the CA certificate that cert-manager would write.
 const testCAPEM = "-----BEGIN CERTIFICATE-----\ntest-ca\n-----END CERTIFICATE-----\n"
 
 // recorded is one resource the program registered or read under mocks.
@@ -135,7 +135,7 @@ func (m *recorder) object(t *testing.T, typ, name string) recorded {
 	return found[0]
 }
 
-// deployment holds what a test run produced.
+// deployment contains the resources and outputs of one test run.
 type deployment struct {
 	*recorder
 	Outputs *Outputs

@@ -10,9 +10,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// postgresDataMount is where the PVC is mounted. The postgres image from
-// major version 18 on expects the volume here and keeps the cluster in
-// PGDATA, a subdirectory of it.
+// postgresDataMount is the PVC's mount path. From major version 18 on, the
+// postgres image expects its volume here and keeps the cluster in PGDATA, a
+// subdirectory of it.
 const postgresDataMount = "/var/lib/postgresql"
 
 // PostgresArgs configures the Postgres component.

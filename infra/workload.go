@@ -40,8 +40,8 @@ type podSpec struct {
 	Command []string
 	// Ports are the main container's named ports.
 	Ports []namedPort
-	// Env is the main container's environment, in order: a $(VAR)
-	// reference sees only the entries before it.
+	// Env is the main container's environment. Order matters because a
+	// $(VAR) reference expands only variables listed before it.
 	Env corev1.EnvVarArray
 	// EnvFrom imports whole ConfigMaps.
 	EnvFrom corev1.EnvFromSourceArray
