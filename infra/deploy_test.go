@@ -364,6 +364,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 			"automountServiceAccountToken":          false,
 			"securityContext.runAsNonRoot":          true,
 			"securityContext.seccompProfile.type":   "RuntimeDefault",
+			"securityContext.fsGroupChangePolicy":   "OnRootMismatch",
 			"enableServiceLinks":                    false,
 			"serviceAccountName (own account)":      name,
 			"hostNetwork, hostPID, hostIPC (unset)": nil,
@@ -372,6 +373,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 			"automountServiceAccountToken":          dig(spec, "automountServiceAccountToken"),
 			"securityContext.runAsNonRoot":          dig(spec, "securityContext", "runAsNonRoot"),
 			"securityContext.seccompProfile.type":   dig(spec, "securityContext", "seccompProfile", "type"),
+			"securityContext.fsGroupChangePolicy":   dig(spec, "securityContext", "fsGroupChangePolicy"),
 			"enableServiceLinks":                    dig(spec, "enableServiceLinks"),
 			"serviceAccountName (own account)":      dig(spec, "serviceAccountName"),
 			"hostNetwork, hostPID, hostIPC (unset)": firstNonNil(dig(spec, "hostNetwork"), dig(spec, "hostPID"), dig(spec, "hostIPC")),
@@ -967,6 +969,34 @@ func TestAddons(t *testing.T) {
 		}
 		if got := dig(r.Inputs, "values", "crds", "enabled"); got != true {
 			t.Errorf("cert-manager crds.enabled = %v, want true", got)
+		}
+	}
+}
+
+func TestCRDUsersWaitForAddons(t *testing.T) {
+	t.Parallel()
+	d := runDeploy(t, testConfig())
+
+	// Each object and the Helm release whose CRDs or webhook it needs.
+	tests := []struct {
+		typ, name, release string
+	}{
+		{typeScaledObj, "worker", "keda"},
+		{typeTriggerAuth, triggerAuthName, "keda"},
+		{typeClusterIss, selfSignedIssuer, "cert-manager"},
+		{typeCertificate, caName, "cert-manager"},
+		{typeIssuer, caName, "cert-manager"},
+		{typeCertificate, tlsSecret, "cert-manager"},
+		{typeIngress, ingressName, "ingress-nginx"},
+	}
+	for _, tt := range tests {
+		r := d.object(t, tt.typ, tt.name)
+		want := "::" + tt.release
+		found := slices.ContainsFunc(r.Dependencies, func(urn string) bool {
+			return strings.Contains(urn, typeRelease) && strings.HasSuffix(urn, want)
+		})
+		if !found {
+			t.Errorf("%s %s dependencies %v lack the %s release", tt.typ, tt.name, r.Dependencies, tt.release)
 		}
 	}
 }

@@ -26,6 +26,8 @@ type recorded struct {
 	Read   bool
 	// Parent is the parent's URN; empty or the stack's URN means top level.
 	Parent string
+	// Dependencies are the URNs the resource waits for.
+	Dependencies []string
 	// Inputs are the inputs with secrets unwrapped; SecretPaths lists the
 	// dotted paths of values that arrived as secrets.
 	Inputs      map[string]any
@@ -74,6 +76,7 @@ func (m *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	}
 	if args.RegisterRPC != nil {
 		rec.Parent = args.RegisterRPC.GetParent()
+		rec.Dependencies = args.RegisterRPC.GetDependencies()
 	}
 	if args.ReadRPC != nil {
 		rec.Parent = args.ReadRPC.GetParent()

@@ -54,7 +54,7 @@ func NewNodeRoles(ctx *pulumi.Context, name string, args *NodeRolesArgs, opts ..
 // stateful taint.
 func patchNode(ctx *pulumi.Context, parent pulumi.Resource, node, role string, taint bool) error {
 	spec := &corev1.NodeSpecPatchArgs{}
-	annotations := pulumi.StringMap{}
+	var annotations pulumi.StringMap
 	if taint {
 		spec.Taints = corev1.TaintPatchArray{
 			corev1.TaintPatchArgs{
@@ -67,7 +67,7 @@ func patchNode(ctx *pulumi.Context, parent pulumi.Resource, node, role string, t
 		// node lifecycle controller also writes it (not-ready and
 		// unreachable taints). Forcing takes ownership instead of failing
 		// with a conflict; the controller re-adds its taints when it needs them.
-		annotations["pulumi.com/patchForce"] = pulumi.String("true")
+		annotations = pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")}
 	}
 
 	_, err := corev1.NewNodePatch(ctx, "node-"+node, &corev1.NodePatchArgs{

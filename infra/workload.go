@@ -168,11 +168,15 @@ func podTemplate(spec podSpec) *corev1.PodTemplateSpecArgs {
 // level: non-root, RuntimeDefault seccomp, and volumes owned by uid's group.
 func restrictedPodSecurityContext(uid int) *corev1.PodSecurityContextArgs {
 	return &corev1.PodSecurityContextArgs{
-		RunAsNonRoot:   pulumi.Bool(true),
-		RunAsUser:      pulumi.Int(uid),
-		RunAsGroup:     pulumi.Int(uid),
-		FsGroup:        pulumi.Int(uid),
-		SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
+		RunAsNonRoot: pulumi.Bool(true),
+		RunAsUser:    pulumi.Int(uid),
+		RunAsGroup:   pulumi.Int(uid),
+		FsGroup:      pulumi.Int(uid),
+		// The kubelet then sets ownership only on a fresh volume, instead of
+		// walking the whole volume on every start and adding group write to
+		// every file, PostgreSQL's data files included.
+		FsGroupChangePolicy: pulumi.String("OnRootMismatch"),
+		SeccompProfile:      &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 	}
 }
 
