@@ -61,9 +61,11 @@ func defaultImages() ImagesConfig {
 }
 
 // resolveImages returns the image reference of each service. It is the one
-// place that decides which image a Deployment runs. With Build on, main
-// first replaces the references with digests from buildImages.
+// place that decides which image a Deployment runs.
 func resolveImages(cfg ImagesConfig) Images {
+	// TODO(#4): main must call buildImages before deploy (cfg.Images, err =
+	// buildImages(ctx, cfg)). Until it does, Deployments run the configured tag
+	// references and nothing is built or pushed.
 	return Images{
 		API:     pulumi.String(cfg.API).ToStringOutput(),
 		Worker:  pulumi.String(cfg.Worker).ToStringOutput(),
@@ -73,8 +75,8 @@ func resolveImages(cfg ImagesConfig) Images {
 
 // buildImages builds the service images when cfg.Images.Build is on and returns cfg.Images with
 // API, Worker and Monitor replaced by <registry>/<namespace>/<service>@sha256:... references.
-// The digests depend only on the source, so a preview shows an image change only when app code
-// changed. It pushes only during an update that applies to a cluster, never during a preview or
+// The digests change only with the app source, the revision label, the Go toolchain or the
+// build machine's CA bundle, so a preview shows an image change when app code changed. It pushes only during an update that applies to a cluster, never during a preview or
 // a render run. Registry credentials come from the user's Docker config. SOURCE_DATE_EPOCH, when
 // set, fixes the image creation time. It runs `go run ./app/cmd/imagebuild` in ModuleDir, so the
 // Go toolchain must be on PATH, as it is for any Go Pulumi program.
