@@ -41,8 +41,8 @@ func runPipeline(ctx context.Context, cfg Config, workers int) (Measurement, err
 	if err != nil {
 		return Measurement{}, err
 	}
+	defer deleteQueues(cfg.RabbitMQURL, wcfg.Topology().Queues()) // after Stop: defers run last-in first-out
 	defer s.Stop()
-	defer deleteQueues(cfg.RabbitMQURL, wcfg.Topology().Queues())
 	if err := waitConsumers(ctx, cfg.RabbitMQURL, queue, workers, 30*time.Second); err != nil {
 		return Measurement{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskflow-dev/taskflow/app/internal/stack"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
@@ -277,5 +278,31 @@ func TestConcurrentSubmitsAllComplete(t *testing.T) {
 		if got := waitFor(t, s, id, 60*time.Second, task.Success, task.Failure); got.State != task.Success || got.Attempts != 1 {
 			t.Errorf("task %s = %s with %d attempts, want SUCCESS with 1", id, got.State, got.Attempts)
 		}
+	}
+}
+
+func TestDeletedQueueIsDeclaredAgain(t *testing.T) {
+	t.Parallel()
+	s, amqpURL := startStack(t, 1, &testTasks{})
+	first := submit(t, s, `{"task":"fib","args":{"n":2}}`).ID
+	waitFor(t, s, first, 20*time.Second, task.Success)
+
+	// An operator deletes the work queue: RabbitMQ cancels the consumer, and the worker declares
+	// the topology again when it reconnects. Meanwhile the relay keeps unroutable tasks.
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete("tasks", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	second := submit(t, s, `{"task":"fib","args":{"n":3}}`).ID
+	if got := waitFor(t, s, second, 30*time.Second, task.Success, task.Failure); got.State != task.Success {
+		t.Errorf("task after the queue was deleted = %s, want SUCCESS", got.State)
 	}
 }

@@ -248,7 +248,14 @@ func (w *Worker) consume(ctx, hardCtx context.Context) error {
 		case d, ok := <-deliveries:
 			if !ok {
 				<-w.slots
-				return channelClosed(<-closed)
+				select {
+				case err := <-closed:
+					return channelClosed(err)
+				default:
+					// RabbitMQ cancelled the consumer, for example because the queue was deleted;
+					// the next round declares the queue again.
+					return errors.New("consumer cancelled by the broker")
+				}
 			}
 			running.Add(1)
 			w.inFlight.Add(1)
