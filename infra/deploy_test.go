@@ -1005,14 +1005,20 @@ func TestRenderMode(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.Kubernetes.RenderDir = "/tmp/rendered"
+	cfg.Kubernetes.Context = "kind-taskflow"
 	d := runDeploy(t, cfg)
 
 	providers := d.ofType(typeProvider)
 	if len(providers) != 1 {
 		t.Fatalf("found %d providers, want 1", len(providers))
 	}
-	if got := dig(providers[0].Inputs, "renderYamlToDirectory"); got != "/tmp/rendered" {
-		t.Errorf("provider renderYamlToDirectory = %v, want /tmp/rendered", got)
+	got := map[string]any{
+		"renderYamlToDirectory": dig(providers[0].Inputs, "renderYamlToDirectory"),
+		// The provider rejects a context in render mode.
+		"context": dig(providers[0].Inputs, "context"),
+	}
+	if diff := cmp.Diff(map[string]any{"renderYamlToDirectory": "/tmp/rendered", "context": nil}, got); diff != "" {
+		t.Errorf("render provider (-want +got):\n%s", diff)
 	}
 	for _, r := range d.all() {
 		if r.Read {

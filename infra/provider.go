@@ -16,11 +16,13 @@ func newProvider(ctx *pulumi.Context, cfg Config) (*kubernetes.Provider, error) 
 		// managers own, and it is the provider's default since v4.
 		EnableServerSideApply: pulumi.Bool(true),
 	}
-	if cfg.Kubernetes.Context != "" {
-		args.Context = pulumi.String(cfg.Kubernetes.Context)
-	}
-	if cfg.renderMode() {
+	switch {
+	case cfg.renderMode():
+		// The provider rejects a kubeconfig context together with
+		// renderYamlToDirectory, and rendering needs no cluster.
 		args.RenderYamlToDirectory = pulumi.String(cfg.Kubernetes.RenderDir)
+	case cfg.Kubernetes.Context != "":
+		args.Context = pulumi.String(cfg.Kubernetes.Context)
 	}
 
 	p, err := kubernetes.NewProvider(ctx, "k8s", args)
