@@ -63,9 +63,6 @@ func defaultImages() ImagesConfig {
 // resolveImages returns the image reference of each service. It is the one
 // place that decides which image a Deployment runs.
 func resolveImages(cfg ImagesConfig) Images {
-	// TODO(#4): main must call buildImages before deploy (cfg.Images, err =
-	// buildImages(ctx, cfg)). Until it does, Deployments run the configured tag
-	// references and nothing is built or pushed.
 	return Images{
 		API:     pulumi.String(cfg.API).ToStringOutput(),
 		Worker:  pulumi.String(cfg.Worker).ToStringOutput(),

@@ -16,6 +16,11 @@ func main() {
 		if err != nil {
 			return err
 		}
+		// Building stays out of deploy, so tests under mocks never run it.
+		cfg.Images, err = buildImages(ctx, cfg)
+		if err != nil {
+			return err
+		}
 		out, err := deploy(ctx, cfg)
 		if err != nil {
 			return err
