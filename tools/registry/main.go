@@ -10,8 +10,8 @@
 //
 //	registry -addr 127.0.0.1:0 -addr-file DIR/registry.addr -blob-dir DIR/blobs
 //
-// The process stops on SIGINT or SIGTERM and waits up to 5 s for requests in
-// flight to finish.
+// The process stops on SIGINT or SIGTERM. It waits up to 5 s for requests in
+// flight to finish and then closes the connections still open.
 package main
 
 import (
@@ -113,7 +113,8 @@ func listen(addr string) (net.Listener, error) {
 }
 
 // serve serves the registry on listener until ctx is done, then shuts the
-// server down within shutdownTimeout. It closes listener.
+// server down, closing the connections still open after shutdownTimeout. It
+// closes listener.
 func serve(ctx context.Context, logger *slog.Logger, listener net.Listener, blobDir string) error {
 	options := []registry.Option{
 		registry.Logger(slog.NewLogLogger(logger.Handler(), slog.LevelDebug)),
@@ -147,7 +148,15 @@ func serve(ctx context.Context, logger *slog.Logger, listener net.Listener, blob
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := server.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
+		// Shutdown also waits for connections that a client opened but sent
+		// no request on, for up to 5 s each (net/http, Go 1.26). Such
+		// connections and requests still running are cut here, because the
+		// registry keeps nothing that a cut request would corrupt.
+		logger.WarnContext(ctx, "registry shutdown timed out: closing open connections",
+			slog.Duration("duration", shutdownTimeout), slog.Any("err", err))
+		if err := server.Close(); err != nil {
+			return fmt.Errorf("close server: %w", err)
+		}
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
