@@ -20,6 +20,7 @@ import (
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
 	"github.com/taskflow-dev/taskflow/app/internal/builtin"
 	"github.com/taskflow-dev/taskflow/app/internal/envconfig"
+	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/logging"
 	"github.com/taskflow-dev/taskflow/app/internal/relay"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
@@ -127,7 +128,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	registry := task.NewRegistry()
 	builtin.Register(registry)
 	handler := api.New(api.Config{Queue: cfg.Queue, MaxBodyBytes: int64(cfg.MaxBodyBytes), Token: cfg.Token},
-		st, registry, conn, rel, log, reg, reg)
+		api.Deps{Store: st, Registry: registry, Broker: conn, Relay: rel, Commands: event.NewCommands(conn, pub),
+			Log: log, Registerer: reg, Gatherer: reg})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
 		Handler:           handler,

@@ -45,6 +45,25 @@ type Notifier interface {
 	Notify()
 }
 
+// Commander tells workers that a task was revoked, so one that runs it can stop early. Delivery
+// is best effort: workers also find the REVOKED state when they store the outcome.
+type Commander interface {
+	Revoked(ctx context.Context, id uuid.UUID) error
+}
+
+// Deps are the collaborators of a Server. Commands may be nil.
+type Deps struct {
+	Store    Store
+	Registry Registry
+	Broker   Broker
+	Relay    Notifier
+	Commands Commander
+	Log      *slog.Logger
+	// Metrics are registered with Registerer and served from Gatherer at /metrics.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
 // Config holds the API settings.
 type Config struct {
 	// Queue is the work queue new tasks go to.
@@ -74,6 +93,7 @@ type Server struct {
 	registry Registry
 	broker   Broker
 	relay    Notifier
+	commands Commander
 	log      *slog.Logger
 	mux      *http.ServeMux
 
@@ -82,12 +102,11 @@ type Server struct {
 	submitted *prometheus.CounterVec
 }
 
-// New returns the API handler. Metrics are registered with reg and served from gatherer at
-// /metrics.
-func New(cfg Config, st Store, registry Registry, br Broker, relay Notifier, log *slog.Logger,
-	reg prometheus.Registerer, gatherer prometheus.Gatherer) *Server {
+// New returns the API handler.
+func New(cfg Config, d Deps) *Server {
 	s := &Server{
-		cfg: cfg, store: st, registry: registry, broker: br, relay: relay, log: log,
+		cfg: cfg, store: d.Store, registry: d.Registry, broker: d.Broker, relay: d.Relay,
+		commands: d.Commands, log: d.Log,
 		mux: http.NewServeMux(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskflow_api_requests_total",
@@ -103,7 +122,7 @@ func New(cfg Config, st Store, registry Registry, br Broker, relay Notifier, log
 			Help: "Tasks accepted by the API, by task name (idempotent replays not counted).",
 		}, []string{"task"}),
 	}
-	reg.MustRegister(s.requests, s.latency, s.submitted)
+	d.Registerer.MustRegister(s.requests, s.latency, s.submitted)
 
 	s.handle("POST /api/tasks", s.authorized(s.submit))
 	s.handle("GET /api/tasks", s.authorized(s.list))
@@ -111,7 +130,7 @@ func New(cfg Config, st Store, registry Registry, br Broker, relay Notifier, log
 	s.handle("POST /api/tasks/{id}/cancel", s.authorized(s.cancel))
 	s.handle("GET /api/healthz", s.healthz)
 	s.handle("GET /api/readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 
 	// Patterns without a method catch the other methods, so clients get JSON 405s, and "/"
 	// catches unknown paths with a JSON 404.

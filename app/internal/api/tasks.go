@@ -278,6 +278,12 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.commands != nil {
+		if err := s.commands.Revoked(r.Context(), id); err != nil {
+			s.log.WarnContext(r.Context(), "cannot tell workers about a revoked task; a running attempt finishes and its result is discarded",
+				"task_id", id, "err", err)
+		}
+	}
 	s.writeJSON(w, r, http.StatusOK, newTaskResponse(t))
 	return nil
 }

@@ -23,9 +23,14 @@ var (
 	ErrNacked = errors.New("message rejected by broker")
 )
 
-// Message is one message for the default exchange.
+// Message is one message to publish.
 type Message struct {
-	Queue string // routing key: the name of the target queue
+	// Exchange is the target exchange; empty means the default exchange, where the routing key is
+	// the name of the target queue.
+	Exchange string
+	Queue    string // routing key
+	// Transient messages are not written to disk; task messages never are.
+	Transient bool
 	// MessageID must be unique within one Publish call; returned messages are matched by it.
 	MessageID string
 	Type      string
@@ -67,8 +72,12 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...Message) (confirmed []b
 	}
 	pending := make([]*amqp.DeferredConfirmation, len(msgs))
 	for i, m := range msgs {
-		pending[i], err = ch.PublishWithDeferredConfirmWithContext(ctx, "", m.Queue, true, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent,
+		mode := amqp.Persistent
+		if m.Transient {
+			mode = amqp.Transient
+		}
+		pending[i], err = ch.PublishWithDeferredConfirmWithContext(ctx, m.Exchange, m.Queue, true, false, amqp.Publishing{
+			DeliveryMode: mode,
 			ContentType:  "application/json",
 			MessageId:    m.MessageID,
 			Type:         m.Type,

@@ -68,9 +68,10 @@ func (tt *testTasks) registry() *task.Registry {
 func fastWorker() worker.Config {
 	return worker.Config{
 		Name: "test", Concurrency: 4,
-		Retry:        backoff.Policy{Base: 50 * time.Millisecond, Max: 400 * time.Millisecond},
-		DrainTimeout: 5 * time.Second,
-		Reconnect:    backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second},
+		Retry:             backoff.Policy{Base: 50 * time.Millisecond, Max: 400 * time.Millisecond},
+		DrainTimeout:      5 * time.Second,
+		Reconnect:         backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second},
+		HeartbeatInterval: 200 * time.Millisecond,
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskflow-dev/taskflow/app/internal/api"
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
+	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/relay"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
@@ -106,7 +107,8 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	s.URL = "http://" + ln.Addr().String()
 	s.srv = &http.Server{
-		Handler:           api.New(cfg.API, st, cfg.Registry, conn, rel, cfg.Log, reg, reg),
+		Handler: api.New(cfg.API, api.Deps{Store: st, Registry: cfg.Registry, Broker: conn, Relay: rel,
+			Commands: event.NewCommands(conn, pub), Log: cfg.Log, Registerer: reg, Gatherer: reg}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	s.wg.Go(func() {

@@ -39,10 +39,13 @@ const lostAttempt = "the worker stopped before the attempt finished"
 
 // Claim is a started attempt: the task's inputs and the attempt number.
 type Claim struct {
-	ID         uuid.UUID
-	Name       string
-	Args       json.RawMessage
-	Attempt    int // 1 for the first attempt
+	ID      uuid.UUID
+	Name    string
+	Args    json.RawMessage
+	Attempt int // 1 for the first attempt
+	// RetryBase is the number of attempts made before the latest manual requeue; the retry
+	// budget counts from there.
+	RetryBase  int
 	MaxRetries int
 	Timeout    time.Duration
 }
@@ -61,7 +64,7 @@ func (s *Store) StartAttempt(ctx context.Context, id uuid.UUID, worker string) (
 			UPDATE tasks SET state = 'STARTED', attempts = attempts + 1, worker = $2,
 				started_at = coalesce(started_at, now()), updated_at = now()
 			WHERE id = $1 AND state IN ('PENDING', 'STARTED', 'RETRY')
-			RETURNING id, task, args, attempts, max_retries, timeout_ms
+			RETURNING id, task, args, attempts, retry_base, max_retries, timeout_ms
 		), lost AS (
 			UPDATE task_attempts SET state = 'FAILURE', error = $3, finished_at = now()
 			WHERE task_id IN (SELECT id FROM started) AND state = 'STARTED'
@@ -69,7 +72,7 @@ func (s *Store) StartAttempt(ctx context.Context, id uuid.UUID, worker string) (
 			INSERT INTO task_attempts (task_id, attempt, worker, state)
 			SELECT id, attempts, $2, 'STARTED' FROM started
 		)
-		SELECT id, task, args, attempts, max_retries, timeout_ms FROM started`, id, worker, lostAttempt)
+		SELECT id, task, args, attempts, retry_base, max_retries, timeout_ms FROM started`, id, worker, lostAttempt)
 
 	results := s.pool.SendBatch(ctx, batch)
 	defer results.Close()
@@ -78,7 +81,7 @@ func (s *Store) StartAttempt(ctx context.Context, id uuid.UUID, worker string) (
 	}
 	var c Claim
 	var timeoutMS int64
-	err := results.QueryRow().Scan(&c.ID, &c.Name, &c.Args, &c.Attempt, &c.MaxRetries, &timeoutMS)
+	err := results.QueryRow().Scan(&c.ID, &c.Name, &c.Args, &c.Attempt, &c.RetryBase, &c.MaxRetries, &timeoutMS)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := results.Close(); err != nil {
 			return Claim{}, fmt.Errorf("start task %s: %w", id, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskflow-dev/taskflow/app/internal/backoff"
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
+	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
@@ -56,6 +57,7 @@ func (w *Worker) handle(ctx context.Context, d amqp.Delivery) {
 	}
 
 	log = log.With("attempt", claim.Attempt)
+	w.emitTask(event.TaskStarted, refOf(claim), nil)
 	res, ran := w.run(ctx, claim)
 	if !ran {
 		log.InfoContext(ctx, "task interrupted by shutdown; it returns to the queue")
@@ -70,6 +72,7 @@ type attemptResult struct {
 	outcome   store.Outcome
 	delay     time.Duration // the retry delay when outcome.State is RETRY
 	permanent bool          // the handler marked its error as permanent
+	runtime   time.Duration
 }
 
 // run executes the handler under the task's deadline. ran is false when ctx ended, that is when a
@@ -77,17 +80,28 @@ type attemptResult struct {
 func (w *Worker) run(ctx context.Context, claim store.Claim) (res attemptResult, ran bool) {
 	runCtx, cancel := context.WithTimeout(ctx, claim.Timeout)
 	defer cancel()
+	rt := &runningTask{cancel: cancel}
+	w.running.Store(claim.ID, rt)
+	defer w.running.Delete(claim.ID)
+
 	w.metrics.active.Inc()
+	w.active.Add(1)
 	start := time.Now()
 	result, err := w.runner.Run(runCtx, claim.Name, claim.Args)
+	res.runtime = time.Since(start)
+	w.active.Add(-1)
 	w.metrics.active.Dec()
-	w.metrics.duration.WithLabelValues(claim.Name).Observe(time.Since(start).Seconds())
+	w.metrics.duration.WithLabelValues(claim.Name).Observe(res.runtime.Seconds())
 	if ctx.Err() != nil {
 		return res, false
 	}
 
 	o := store.Outcome{ID: claim.ID, Attempt: claim.Attempt, State: task.Success, Result: result}
-	if err != nil {
+	switch {
+	case rt.revoked.Load():
+		// The task is REVOKED in PostgreSQL already; this only records the attempt's end.
+		o.State, o.Result, o.Error = task.Revoked, nil, "revoked while running"
+	case err != nil:
 		o.State, o.Result, o.Error = task.Retry, nil, err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
 			o.Error = fmt.Sprintf("timed out after %s", claim.Timeout)
@@ -97,7 +111,7 @@ func (w *Worker) run(ctx context.Context, claim store.Claim) (res attemptResult,
 			o.Traceback = panicErr.Stack
 		}
 		res.permanent = task.IsPermanent(err)
-		if res.permanent || claim.Attempt > claim.MaxRetries {
+		if res.permanent || claim.Attempt-claim.RetryBase > claim.MaxRetries {
 			o.State = task.Failure
 		}
 	}
@@ -132,16 +146,22 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, d amqp.Delivery, 
 	}
 
 	msg := broker.TaskMessage{ID: claim.ID, Task: claim.Name}
+	ref := refOf(claim)
+	runtime := func(e *event.Task) { e.RuntimeMS = float64(res.runtime.Microseconds()) / 1000 }
 	switch o.State {
 	case task.Success:
-		log.InfoContext(ctx, "task succeeded")
+		log.InfoContext(ctx, "task succeeded", "duration", res.runtime.String())
+		w.emitTask(event.TaskSucceeded, ref, runtime)
 	case task.Retry:
 		log.InfoContext(ctx, "task failed; retrying", "err", o.Error, "retry_in", res.delay.String())
-		if !w.publish(ctx, log, msg.Message(w.topology.DelayQueue(res.delay))) {
+		queue := w.topology.DelayQueue(res.delay)
+		if !w.publish(ctx, log, msg.Message(queue)) {
 			return
 		}
+		w.emitTask(event.TaskRetried, ref, func(e *event.Task) { runtime(e); e.Error, e.Queue = o.Error, queue })
 	case task.Failure:
 		log.WarnContext(ctx, "task failed", "err", o.Error, "permanent", res.permanent, "max_retries", claim.MaxRetries)
+		w.emitTask(event.TaskFailed, ref, func(e *event.Task) { runtime(e); e.Error = o.Error })
 		if !res.permanent {
 			dead := msg.Message(w.topology.DeadLetterQueue())
 			dead.Headers[broker.HeaderReason] = broker.ReasonRetriesExhausted
@@ -150,7 +170,12 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, d amqp.Delivery, 
 			if !w.publish(ctx, log, dead) {
 				return
 			}
+			w.emitTask(event.TaskDead, ref, func(e *event.Task) { e.Error, e.Queue = o.Error, dead.Queue })
 		}
+	}
+	w.processed.Add(1)
+	if o.State != task.Success {
+		w.failed.Add(1)
 	}
 	w.metrics.outcome(claim.Name, string(o.State))
 	w.ack(ctx, log, d)
@@ -174,6 +199,7 @@ func (w *Worker) poison(ctx context.Context, log *slog.Logger, d amqp.Delivery, 
 		return
 	}
 	log.ErrorContext(ctx, "task moved to the poison queue", "err", reason, "queue", w.topology.PoisonQueue())
+	w.emitTask(event.TaskDead, taskRef{id: msg.ID, name: msg.Task}, func(e *event.Task) { e.Error, e.Queue = reason, dead.Queue })
 	w.metrics.outcome(msg.Task, "poisoned")
 	w.ack(ctx, log, d)
 }
@@ -216,6 +242,10 @@ func (w *Worker) withRetry(ctx context.Context, log *slog.Logger, op string, f f
 			return err
 		}
 	}
+}
+
+func refOf(c store.Claim) taskRef {
+	return taskRef{id: c.ID, name: c.Name, attempt: c.Attempt}
 }
 
 // deliveryCount returns how many times RabbitMQ delivered the message before. The header is absent

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/taskflow-dev/taskflow/app/internal/backoff"
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
+	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 )
 
@@ -34,6 +36,7 @@ type Store interface {
 	StartAttempt(ctx context.Context, id uuid.UUID, worker string) (store.Claim, error)
 	Finish(ctx context.Context, o store.Outcome) (applied bool, err error)
 	FailUndelivered(ctx context.Context, id uuid.UUID, reason string) error
+	PausedQueues(ctx context.Context) ([]string, error)
 }
 
 // Runner runs a task handler by name. Run must recover handler panics and return them as errors.
@@ -68,6 +71,8 @@ type Config struct {
 	DeliveryLimit int
 	// Reconnect spaces attempts to reach RabbitMQ or PostgreSQL. Default 200ms doubling to 15s.
 	Reconnect backoff.Policy
+	// HeartbeatInterval is the period of the worker.heartbeat event. Default 5s.
+	HeartbeatInterval time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -99,6 +104,9 @@ func (c Config) WithDefaults() Config {
 	if c.Reconnect.Base <= 0 {
 		c.Reconnect = backoff.Policy{Base: 200 * time.Millisecond, Max: 15 * time.Second}
 	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
 	return c
 }
 
@@ -126,30 +134,52 @@ type Worker struct {
 	runner   Runner
 	log      *slog.Logger
 	metrics  *metrics
+	events   *event.Emitter
+	hostname string
 
 	slots     chan struct{} // one token per running task
 	inFlight  sync.WaitGroup
 	consuming atomic.Bool
+
+	// paused is set while an operator has paused the queue; pauseChanged wakes the consumer.
+	paused       atomic.Bool
+	pauseChanged chan struct{}
+
+	running   sync.Map // uuid.UUID -> *runningTask, for revocation
+	active    atomic.Int64
+	processed atomic.Int64
+	failed    atomic.Int64
+}
+
+// runningTask is an attempt in progress that a revoke command can cancel.
+type runningTask struct {
+	cancel  context.CancelFunc
+	revoked atomic.Bool
 }
 
 // New returns a Worker. It does not connect until Run.
 func New(cfg Config, conn *broker.Conn, pub Publisher, st Store, runner Runner, log *slog.Logger, reg prometheus.Registerer) *Worker {
 	cfg = cfg.WithDefaults()
-	w := &Worker{
-		cfg:      cfg,
-		topology: cfg.Topology(),
-		conn:     conn,
-		pub:      pub,
-		store:    st,
-		runner:   runner,
-		log:      log.With("worker", cfg.Name),
-		metrics:  newMetrics(reg, cfg.Concurrency),
-		slots:    make(chan struct{}, cfg.Concurrency),
+	log = log.With("worker", cfg.Name)
+	hostname, _ := os.Hostname()
+	return &Worker{
+		cfg:          cfg,
+		topology:     cfg.Topology(),
+		conn:         conn,
+		pub:          pub,
+		store:        st,
+		runner:       runner,
+		log:          log,
+		metrics:      newMetrics(reg, cfg.Concurrency),
+		events:       event.NewEmitter(conn, log),
+		hostname:     hostname,
+		slots:        make(chan struct{}, cfg.Concurrency),
+		pauseChanged: make(chan struct{}, 1),
 	}
-	return w
 }
 
-// Consuming reports whether the worker has an open consumer, for readiness probes.
+// Consuming reports whether the worker has an open consumer or is deliberately paused, for
+// readiness probes.
 func (w *Worker) Consuming() bool {
 	return w.consuming.Load()
 }
@@ -164,6 +194,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopHard := context.AfterFunc(ctx, func() { time.AfterFunc(w.cfg.DrainTimeout, hardCancel) })
 	defer stopHard()
 
+	// Events and operator commands run beside the consumer.
+	go w.events.Run()
+	defer w.events.Close()
+	w.emitWorker(event.WorkerOnline)
+	var side sync.WaitGroup
+	side.Go(func() { w.heartbeat(ctx) })
+	side.Go(func() { w.control(hardCtx) })
+	defer side.Wait()
+	defer hardCancel() // stops the control loop once the drain is over
+
 	w.log.InfoContext(ctx, "worker starting", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency,
 		"prefetch", w.cfg.Prefetch, "delivery_limit", w.cfg.DeliveryLimit,
 		"retry_delays", len(w.topology.RetryDelays))
@@ -175,11 +215,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		w.log.WarnContext(ctx, "consumer stopped; reconnecting", "err", err, "failures", reconnect.Failures()+1)
 		_ = reconnect.Wait(ctx)
-		if err == nil {
-			reconnect.Reset()
-		}
 	}
 
+	w.drain(ctx, hardCtx)
+	w.emitWorker(event.WorkerOffline)
+	return nil
+}
+
+// drain waits for the running tasks until hardCtx ends, then briefly for the cancelled ones.
+func (w *Worker) drain(ctx, hardCtx context.Context) {
 	w.log.InfoContext(ctx, "worker draining", "drain_timeout", w.cfg.DrainTimeout.String())
 	drained := make(chan struct{})
 	go func() {
@@ -189,7 +233,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	select {
 	case <-drained:
 		w.log.InfoContext(ctx, "worker drained")
-		return nil
+		return
 	case <-hardCtx.Done():
 		w.log.WarnContext(ctx, "drain timeout reached; cancelled the running tasks, which return to the queue")
 	}
@@ -198,14 +242,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	select {
 	case <-drained:
 	case <-time.After(cancelGrace):
-		w.log.ErrorContext(ctx, "tasks ignored cancellation; exiting without them", "grace", cancelGrace)
+		w.log.ErrorContext(ctx, "tasks ignored cancellation; exiting without them", "grace", cancelGrace.String())
 	}
-	return nil
 }
 
-// consume runs one channel's consumer until the channel closes or ctx ends. On ctx end it cancels
-// the consumer, returns unstarted messages to the queue and waits for its running tasks before
-// closing the channel, so their acks can still be sent.
+// consume runs one channel until it closes or ctx ends. While the queue is paused it keeps the
+// channel but no consumer. On ctx end it waits for the channel's running tasks before closing it,
+// so their acks can still be sent.
 func (w *Worker) consume(ctx, hardCtx context.Context) error {
 	ch, err := w.conn.Channel()
 	if err != nil {
@@ -218,29 +261,61 @@ func (w *Worker) consume(ctx, hardCtx context.Context) error {
 	if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	tag := fmt.Sprintf("%s-%s", w.cfg.Name, uuid.NewString()[:8])
-	deliveries, err := ch.Consume(w.cfg.Queue, tag, false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consume %q: %w", w.cfg.Queue, err)
-	}
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	w.consuming.Store(true)
 	defer w.consuming.Store(false)
-	w.log.InfoContext(ctx, "consuming", "queue", w.cfg.Queue, "consumer_tag", tag)
 
 	// On shutdown the running tasks of this channel finish before it closes, so their acks go out.
 	// After a channel failure they are not waited for: they finish on their own, their acks fail,
 	// and the redelivered copies are acknowledged by whoever receives them.
 	var running sync.WaitGroup
 	for {
+		if w.paused.Load() {
+			w.log.InfoContext(ctx, "queue paused; not consuming", "queue", w.cfg.Queue)
+			select {
+			case <-w.pauseChanged:
+				continue
+			case <-ctx.Done():
+				running.Wait()
+				return nil
+			case err := <-closed:
+				return channelClosed(err)
+			}
+		}
+		tag := fmt.Sprintf("%s-%s", w.cfg.Name, uuid.NewString()[:8])
+		deliveries, err := ch.Consume(w.cfg.Queue, tag, false, false, false, false, nil)
+		if err != nil {
+			return fmt.Errorf("consume %q: %w", w.cfg.Queue, err)
+		}
+		w.log.InfoContext(ctx, "consuming", "queue", w.cfg.Queue, "consumer_tag", tag)
+		if err := w.dispatch(ctx, hardCtx, deliveries, closed, &running); err != nil {
+			return err
+		}
+		w.stopConsumer(ch, tag, deliveries)
+		if ctx.Err() != nil {
+			running.Wait()
+			return nil
+		}
+		// Paused: loop to wait for the resume.
+	}
+}
+
+// dispatch hands deliveries to task slots. It returns nil when ctx ends or the queue is paused,
+// and an error when the channel or the consumer is gone.
+func (w *Worker) dispatch(ctx, hardCtx context.Context, deliveries <-chan amqp.Delivery, closed chan *amqp.Error,
+	running *sync.WaitGroup) error {
+	for {
 		// Take a slot before taking a message, so a message waits in the prefetch buffer, not in
 		// a goroutine.
 		select {
 		case w.slots <- struct{}{}:
 		case <-ctx.Done():
-			w.stopConsumer(ch, tag, deliveries)
-			running.Wait()
 			return nil
+		case <-w.pauseChanged:
+			if w.paused.Load() {
+				return nil
+			}
+			continue
 		case err := <-closed:
 			return channelClosed(err)
 		}
@@ -269,9 +344,12 @@ func (w *Worker) consume(ctx, hardCtx context.Context) error {
 			}()
 		case <-ctx.Done():
 			<-w.slots
-			w.stopConsumer(ch, tag, deliveries)
-			running.Wait()
 			return nil
+		case <-w.pauseChanged:
+			<-w.slots
+			if w.paused.Load() {
+				return nil
+			}
 		case err := <-closed:
 			<-w.slots
 			return channelClosed(err)
