@@ -137,6 +137,9 @@ func checkAccess(r *http.Request, a access, role role) error {
 	if a != adminOnly {
 		return nil
 	}
+	if role != roleAdmin && r.Header.Get("Authorization") == "" {
+		return errUnauthorized // open read access: the client may still sign in as admin
+	}
 	if role != roleAdmin {
 		return &requestError{status: http.StatusForbidden,
 			msg: "this action needs the admin token; the token you sent is read-only"}
