@@ -15,13 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/taskflow-dev/taskflow/app/internal/batch"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
 
 // Store is the part of the task store the API uses.
 type Store interface {
-	CreateTask(ctx context.Context, t store.NewTask) (store.Task, bool, error)
+	CreateTasks(ctx context.Context, tasks []store.NewTask) []store.Created
 	Task(ctx context.Context, id uuid.UUID) (store.Task, error)
 	ListTasks(ctx context.Context, f store.Filter) ([]store.Task, bool, error)
 	Revoke(ctx context.Context, id uuid.UUID) (store.Task, error)
@@ -84,6 +85,11 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 500
 	checkTimeout    = 2 * time.Second
+	// Submits are inserted in batches of up to createBatchSize, with up to createFlushes
+	// statements in flight; a batch that does not commit within createTimeout fails.
+	createBatchSize = 256
+	createFlushes   = 4
+	createTimeout   = 30 * time.Second
 )
 
 // Server is the API's http.Handler.
@@ -96,6 +102,8 @@ type Server struct {
 	commands Commander
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// creator groups concurrent submits into one insert and one commit.
+	creator *batch.Batcher[store.NewTask, store.Created]
 
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
@@ -123,6 +131,14 @@ func New(cfg Config, d Deps) *Server {
 		}, []string{"task"}),
 	}
 	d.Registerer.MustRegister(s.requests, s.latency, s.submitted)
+	s.creator = batch.New(func(ctx context.Context, tasks []store.NewTask) []batch.Result[store.Created] {
+		created := d.Store.CreateTasks(ctx, tasks)
+		results := make([]batch.Result[store.Created], len(created))
+		for i, c := range created {
+			results[i] = batch.Result[store.Created]{Value: c, Err: c.Err}
+		}
+		return results
+	}, createBatchSize, createFlushes, createTimeout)
 
 	s.handle("POST /api/tasks", s.authorized(s.submit))
 	s.handle("GET /api/tasks", s.authorized(s.list))

@@ -86,11 +86,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		nt.RequestHash = requestHash(req, nt.Args)
 	}
 
-	stored, created, err := s.store.CreateTask(r.Context(), nt)
+	result, err := s.creator.Do(r.Context(), nt)
 	if err != nil {
 		return err
 	}
-	if created {
+	stored := result.Task
+	if result.New {
 		s.relay.Notify()
 		s.submitted.WithLabelValues(stored.Name).Inc()
 	} else {

@@ -40,7 +40,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish PublishFunc)
 		rows, err := tx.Query(ctx, `
 			SELECT id, task_id, queue, payload FROM outbox
 			WHERE not_before <= now()
-			ORDER BY not_before, id
+			ORDER BY id
 			LIMIT $1
 			FOR UPDATE SKIP LOCKED`, limit)
 		if err != nil {

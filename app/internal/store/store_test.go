@@ -440,3 +440,96 @@ func TestFailUndelivered(t *testing.T) {
 		t.Errorf("attempts = %+v, want one closed FAILURE", attempts)
 	}
 }
+
+func TestCreateTasksBatchWithKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	withKey := func(key, hash string) store.NewTask {
+		nt := newTask("fib")
+		nt.IdempotencyKey, nt.RequestHash = key, []byte(hash)
+		return nt
+	}
+	batch := []store.NewTask{
+		newTask("fib"),
+		withKey("k1", "a"),
+		withKey("k1", "a"), // the same request twice in one batch
+		withKey("k1", "b"), // the same key with another request
+		newTask("sleep"),
+	}
+	results := st.CreateTasks(ctx, batch)
+	type summary struct {
+		New      bool
+		Conflict bool
+		SameAs1  bool
+	}
+	var got []summary
+	for _, r := range results {
+		if r.Err != nil && !errors.Is(r.Err, store.ErrIdempotencyConflict) {
+			t.Fatalf("unexpected error: %v", r.Err)
+		}
+		got = append(got, summary{New: r.New, Conflict: errors.Is(r.Err, store.ErrIdempotencyConflict), SameAs1: r.Task.ID == results[1].Task.ID})
+	}
+	want := []summary{{New: true}, {New: true, SameAs1: true}, {SameAs1: true}, {Conflict: true}, {New: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	if n, _ := st.OutboxSize(ctx); n != 3 {
+		t.Errorf("outbox size = %d, want 3 (one per created task)", n)
+	}
+}
+
+func TestBatchedStartAndFinishWithDuplicates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	a := mustCreate(t, st, newTask("fib")).ID
+	b := mustCreate(t, st, newTask("fib")).ID
+	unknown := uuid.New()
+
+	started := st.StartAttempts(ctx, []uuid.UUID{a, b, a, unknown}, "w1")
+	var attempts []int
+	for _, r := range started[:3] {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		attempts = append(attempts, r.Claim.Attempt)
+	}
+	if diff := cmp.Diff([]int{1, 1, 2}, attempts); diff != "" {
+		t.Errorf("attempt numbers (-want +got):\n%s", diff)
+	}
+	var notRunnable *store.NotRunnableError
+	if !errors.As(started[3].Err, &notRunnable) || notRunnable.State != "" {
+		t.Errorf("unknown id: err = %v, want NotRunnableError without state", started[3].Err)
+	}
+
+	finished := st.FinishMany(ctx, []store.Outcome{
+		{ID: a, Attempt: 2, State: task.Success, Result: json.RawMessage(`"second"`)},
+		{ID: b, Attempt: 1, State: task.Retry, Error: "later", RetryAt: time.Now().Add(time.Minute)},
+		{ID: a, Attempt: 1, State: task.Success, Result: json.RawMessage(`"first"`)},
+	})
+	var applied []bool
+	for _, r := range finished {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		applied = append(applied, r.Applied)
+	}
+	if diff := cmp.Diff([]bool{true, true, false}, applied); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
+	}
+	got, err := st.Task(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Result) != `"second"` {
+		t.Errorf("result = %s, want the first applied outcome \"second\"", got.Result)
+	}
+	retrying, err := st.Task(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retrying.State != task.Retry || retrying.ETA == nil || retrying.Error != "later" {
+		t.Errorf("task b = %s eta=%v error=%q, want RETRY with an eta", retrying.State, retrying.ETA, retrying.Error)
+	}
+}

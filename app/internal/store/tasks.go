@@ -67,53 +67,117 @@ type NewTask struct {
 const taskColumns = `id, task, args, state, result, error, traceback, attempts, max_retries,
 	timeout_ms, queue, worker, eta, created_at, started_at, finished_at`
 
-// CreateTask inserts the task and its outbox message in one statement, so that both or neither are
-// committed. created is false when an earlier task with the same idempotency key and request hash
-// is returned instead.
-func (s *Store) CreateTask(ctx context.Context, t NewTask) (stored Task, created bool, err error) {
-	var eta *time.Time
-	notBefore := time.Now()
-	if !t.ETA.IsZero() {
-		eta, notBefore = &t.ETA, t.ETA
-	}
-	var key *string
-	if t.IdempotencyKey != "" {
-		key = &t.IdempotencyKey
+// Created is the result of creating one task.
+type Created struct {
+	Task Task
+	// New is false when an earlier task with the same idempotency key and request hash was
+	// returned instead of creating one.
+	New bool
+	// Err is ErrIdempotencyConflict for a reused key with another request hash, or a database
+	// error.
+	Err error
+}
+
+// CreateTask creates one task; see CreateTasks.
+func (s *Store) CreateTask(ctx context.Context, t NewTask) (Task, bool, error) {
+	r := s.CreateTasks(ctx, []NewTask{t})[0]
+	return r.Task, r.New, r.Err
+}
+
+// CreateTasks inserts the tasks and their outbox messages in one statement, so that each task and
+// its message are committed together, and all of them share one commit. It returns one result per
+// task, in order. A task whose idempotency key already exists is not inserted: the existing task
+// is returned when its request hash is equal, and ErrIdempotencyConflict otherwise.
+func (s *Store) CreateTasks(ctx context.Context, tasks []NewTask) []Created {
+	results := make([]Created, len(tasks))
+	n := len(tasks)
+	ids, names, queues := make([]uuid.UUID, n), make([]string, n), make([]string, n)
+	args := make([]string, n)
+	maxRetries, timeouts := make([]int32, n), make([]int64, n)
+	etas, notBefore := make([]*time.Time, n), make([]time.Time, n)
+	keys, hashes, payloads := make([]*string, n), make([][]byte, n), make([][]byte, n)
+	now := time.Now()
+	for i, t := range tasks {
+		ids[i], names[i], queues[i], args[i] = t.ID, t.Name, t.Queue, string(t.Args)
+		maxRetries[i], timeouts[i] = int32(t.MaxRetries), t.Timeout.Milliseconds()
+		notBefore[i] = now
+		if !t.ETA.IsZero() {
+			etas[i], notBefore[i] = &tasks[i].ETA, t.ETA
+		}
+		if t.IdempotencyKey != "" {
+			keys[i] = &tasks[i].IdempotencyKey
+		}
+		hashes[i], payloads[i] = t.RequestHash, t.Message
 	}
 
-	row := s.pool.QueryRow(ctx, `
-		WITH inserted AS (
+	rows, err := s.pool.Query(ctx, `
+		WITH input AS (
+			SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
+				$7::timestamptz[], $8::text[], $9::bytea[], $10::bytea[], $11::timestamptz[])
+				WITH ORDINALITY AS i(id, task, args, max_retries, timeout_ms, queue, eta, key, hash, payload, not_before, ord)
+		), inserted AS (
 			INSERT INTO tasks (id, task, args, state, attempts, max_retries, timeout_ms, queue, eta,
 				idempotency_key, request_hash)
-			VALUES ($1, $2, $3, 'PENDING', 0, $4, $5, $6, $7, $8, $9)
+			SELECT id, task, args, 'PENDING', 0, max_retries, timeout_ms, queue, eta, key, hash
+			FROM input ORDER BY ord
 			ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			RETURNING `+taskColumns+`
 		), queued AS (
 			INSERT INTO outbox (task_id, queue, payload, not_before)
-			SELECT id, queue, $10, $11 FROM inserted
+			SELECT i.id, i.queue, i.payload, i.not_before FROM inserted t JOIN input i ON i.id = t.id
+			ORDER BY i.ord
 		)
 		SELECT `+taskColumns+` FROM inserted`,
-		t.ID, t.Name, t.Args, t.MaxRetries, t.Timeout.Milliseconds(), t.Queue, eta,
-		key, t.RequestHash, t.Message, notBefore)
-	stored, err = scanTask(row)
-	if err == nil {
-		return stored, true, nil
+		ids, names, args, maxRetries, timeouts, queues, etas, keys, hashes, payloads, notBefore)
+	if err != nil {
+		return failAll(results, fmt.Errorf("insert tasks: %w", err))
 	}
-	if !errors.Is(err, pgx.ErrNoRows) || key == nil {
-		return Task{}, false, fmt.Errorf("insert task: %w", err)
+	inserted := map[uuid.UUID]Task{}
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return failAll(results, fmt.Errorf("insert tasks: %w", err))
+		}
+		inserted[t.ID] = t
+	}
+	if err := rows.Err(); err != nil {
+		return failAll(results, fmt.Errorf("insert tasks: %w", err))
 	}
 
-	// The key exists: the earlier request wins if it was the same request.
+	for i, t := range tasks {
+		if stored, ok := inserted[t.ID]; ok {
+			results[i] = Created{Task: stored, New: true}
+			continue
+		}
+		if t.IdempotencyKey == "" {
+			results[i].Err = fmt.Errorf("insert task %s: no row returned", t.ID)
+			continue
+		}
+		results[i] = s.existing(ctx, t)
+	}
+	return results
+}
+
+// existing returns the committed task that holds t's idempotency key, if the request hash matches.
+func (s *Store) existing(ctx context.Context, t NewTask) Created {
 	var hash []byte
-	row = s.pool.QueryRow(ctx, `SELECT `+taskColumns+`, request_hash FROM tasks WHERE idempotency_key = $1`, *key)
-	stored, err = scanTask(row, &hash)
+	row := s.pool.QueryRow(ctx, `SELECT `+taskColumns+`, request_hash FROM tasks WHERE idempotency_key = $1`, t.IdempotencyKey)
+	stored, err := scanTask(row, &hash)
 	if err != nil {
-		return Task{}, false, fmt.Errorf("read task by idempotency key: %w", err)
+		return Created{Err: fmt.Errorf("read task by idempotency key: %w", err)}
 	}
 	if !bytes.Equal(hash, t.RequestHash) {
-		return Task{}, false, ErrIdempotencyConflict
+		return Created{Err: ErrIdempotencyConflict}
 	}
-	return stored, false, nil
+	return Created{Task: stored}
+}
+
+func failAll(results []Created, err error) []Created {
+	for i := range results {
+		results[i].Err = err
+	}
+	return results
 }
 
 // Task returns the task with the given id, or ErrNotFound.

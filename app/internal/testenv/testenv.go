@@ -201,13 +201,14 @@ func StartRabbitMQ(t testing.TB) *Services {
 	return s
 }
 
-// StartPostgres starts a PostgreSQL server for this test alone, for tests that restart the
-// database. It is stopped at the end of the test.
+// StartPostgres starts a PostgreSQL server for this test alone, for tests that kill and restart
+// the database. It is stopped at the end of the test. It keeps PostgreSQL's durable settings,
+// because with synchronous_commit off a killed server loses commits it has already confirmed.
 func StartPostgres(t testing.TB) *Services {
 	t.Helper()
 	dir := tempDir(t)
 	s := &Services{Dir: dir}
-	if err := s.run("start", dir, "--fast", "postgres"); err != nil {
+	if err := s.run("start", dir, "postgres"); err != nil {
 		t.Fatalf("start private postgres: %v", err)
 	}
 	t.Cleanup(func() { _ = s.run("stop", dir, "--kill", "postgres") })

@@ -37,7 +37,7 @@ func (w *Worker) handle(ctx context.Context, d amqp.Delivery) {
 
 	var claim store.Claim
 	err = w.withRetry(ctx, log, "start task", func(ctx context.Context) error {
-		claim, err = w.store.StartAttempt(ctx, msg.ID, w.cfg.Name)
+		claim, err = w.starts.Do(ctx, msg.ID)
 		return err
 	})
 	var notRunnable *store.NotRunnableError
@@ -131,7 +131,7 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, d amqp.Delivery, 
 	var applied bool
 	err := w.withRetry(ctx, log, "store outcome", func(ctx context.Context) error {
 		var err error
-		applied, err = w.store.Finish(ctx, o)
+		applied, err = w.finishes.Do(ctx, o)
 		return err
 	})
 	if err != nil {

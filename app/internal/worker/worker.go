@@ -26,6 +26,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskflow-dev/taskflow/app/internal/backoff"
+	"github.com/taskflow-dev/taskflow/app/internal/batch"
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
 	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
@@ -33,8 +34,8 @@ import (
 
 // Store is the part of the task store the worker uses.
 type Store interface {
-	StartAttempt(ctx context.Context, id uuid.UUID, worker string) (store.Claim, error)
-	Finish(ctx context.Context, o store.Outcome) (applied bool, err error)
+	StartAttempts(ctx context.Context, ids []uuid.UUID, worker string) []store.Started
+	FinishMany(ctx context.Context, outcomes []store.Outcome) []store.Finished
 	FailUndelivered(ctx context.Context, id uuid.UUID, reason string) error
 	PausedQueues(ctx context.Context) ([]string, error)
 }
@@ -145,6 +146,10 @@ type Worker struct {
 	paused       atomic.Bool
 	pauseChanged chan struct{}
 
+	// starts and finishes group the database writes of concurrent slots into shared statements.
+	starts   *batch.Batcher[uuid.UUID, store.Claim]
+	finishes *batch.Batcher[store.Outcome, bool]
+
 	running   sync.Map // uuid.UUID -> *runningTask, for revocation
 	active    atomic.Int64
 	processed atomic.Int64
@@ -162,7 +167,7 @@ func New(cfg Config, conn *broker.Conn, pub Publisher, st Store, runner Runner, 
 	cfg = cfg.WithDefaults()
 	log = log.With("worker", cfg.Name)
 	hostname, _ := os.Hostname()
-	return &Worker{
+	w := &Worker{
 		cfg:          cfg,
 		topology:     cfg.Topology(),
 		conn:         conn,
@@ -176,7 +181,31 @@ func New(cfg Config, conn *broker.Conn, pub Publisher, st Store, runner Runner, 
 		slots:        make(chan struct{}, cfg.Concurrency),
 		pauseChanged: make(chan struct{}, 1),
 	}
+	w.starts = batch.New(func(ctx context.Context, ids []uuid.UUID) []batch.Result[store.Claim] {
+		started := st.StartAttempts(ctx, ids, cfg.Name)
+		results := make([]batch.Result[store.Claim], len(started))
+		for i, r := range started {
+			results[i] = batch.Result[store.Claim]{Value: r.Claim, Err: r.Err}
+		}
+		return results
+	}, cfg.Concurrency, writeFlushes, writeTimeout)
+	w.finishes = batch.New(func(ctx context.Context, outcomes []store.Outcome) []batch.Result[bool] {
+		finished := st.FinishMany(ctx, outcomes)
+		results := make([]batch.Result[bool], len(finished))
+		for i, r := range finished {
+			results[i] = batch.Result[bool]{Value: r.Applied, Err: r.Err}
+		}
+		return results
+	}, cfg.Concurrency, writeFlushes, writeTimeout)
+	return w
 }
+
+// Batched database writes: at most writeFlushes statements of each kind in flight, each with
+// writeTimeout.
+const (
+	writeFlushes = 2
+	writeTimeout = 30 * time.Second
+)
 
 // Consuming reports whether the worker has an open consumer or is deliberately paused, for
 // readiness probes.
