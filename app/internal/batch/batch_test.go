@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestDoReturnsEachItemsResult(t *testing.T) {
@@ -40,34 +41,44 @@ func TestDoReturnsEachItemsResult(t *testing.T) {
 
 func TestConcurrentCallsShareBatches(t *testing.T) {
 	t.Parallel()
-	var calls, items atomic.Int64
+	var sizes []int
+	var mu sync.Mutex
+	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	slow := func(_ context.Context, in []int) []Result[int] {
-		calls.Add(1)
-		items.Add(int64(len(in)))
+		mu.Lock()
+		sizes = append(sizes, len(in))
+		mu.Unlock()
+		entered <- struct{}{}
 		<-release
 		return make([]Result[int], len(in))
 	}
 	b := New(slow, 100, 1, 10*time.Second)
 	var wg sync.WaitGroup
-	for i := range 50 {
+	wg.Go(func() { _, _ = b.Do(context.Background(), 0) })
+	<-entered // the first call holds the only flush
+
+	for i := 1; i < 50; i++ {
 		wg.Go(func() { _, _ = b.Do(context.Background(), i) })
 	}
-	// The first call holds the only flush; the other 49 queue up behind it.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b.mu.Lock()
 		queued := len(b.pending)
 		b.mu.Unlock()
-		if queued == 49 || time.Now().After(deadline) {
+		if queued == 49 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued after 5s, want 49", queued)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	close(release)
+	<-entered // the second batch
 	wg.Wait()
-	if calls.Load() != 2 || items.Load() != 50 {
-		t.Errorf("fn called %d times with %d items, want 2 calls with 50 items", calls.Load(), items.Load())
+	if diff := cmp.Diff([]int{1, 49}, sizes); diff != "" {
+		t.Errorf("batch sizes (-want +got):\n%s", diff)
 	}
 }
 
