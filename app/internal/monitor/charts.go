@@ -24,6 +24,8 @@ type chart struct {
 	XTicks                   []tick
 	Legend                   []legendItem
 	Empty                    bool
+	// Class is an extra CSS class of the SVG element.
+	Class string
 }
 
 type bar struct {
@@ -40,6 +42,8 @@ type line struct {
 type tick struct {
 	X, Y  float64
 	Label string
+	// Anchor is the SVG text-anchor of the label: start, middle or end.
+	Anchor string
 }
 
 type legendItem struct {
@@ -159,7 +163,7 @@ func latencyChart(stats []store.MinuteStats) chart {
 // yTicks adds labels at 0, half and the top of the scale.
 func (c *chart) yTicks(yMax float64, label func(float64) string) {
 	for _, f := range []float64{0, 0.5, 1} {
-		c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: round(c.Bottom - f*(c.Bottom-c.Top)), Label: label(yMax * f)})
+		c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: round(c.Bottom - f*(c.Bottom-c.Top)), Label: label(yMax * f), Anchor: "end"})
 	}
 }
 
@@ -170,7 +174,7 @@ func (c *chart) xTicks(stats []store.MinuteStats) {
 	indexes = slices.Compact(indexes)
 	for _, i := range indexes {
 		c.XTicks = append(c.XTicks, tick{X: round(c.Left + float64(i)*slot + slot/2), Y: c.Bottom + 16,
-			Label: stats[i].Minute.UTC().Format("15:04")})
+			Label: stats[i].Minute.UTC().Format("15:04"), Anchor: "middle"})
 	}
 }
 
@@ -276,7 +280,7 @@ func ganttChart(t store.Task, attempts []store.Attempt, now time.Time) chart {
 
 	c.Bars = append(c.Bars, bar{X: x(start), Y: chartTop, W: width(start, end), H: row - 6,
 		Class: stateClass(t.State), Title: fmt.Sprintf("task %s, %s from submit", t.State, formatDuration(end.Sub(start)))})
-	c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: chartTop + row/2, Label: "task"})
+	c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: chartTop + row/2, Label: "task", Anchor: "end"})
 	for i, a := range attempts {
 		to := now
 		if a.FinishedAt != nil {
@@ -285,9 +289,13 @@ func ganttChart(t store.Task, attempts []store.Attempt, now time.Time) chart {
 		y := float64(chartTop + row*(i+1))
 		c.Bars = append(c.Bars, bar{X: x(a.StartedAt), Y: y, W: width(a.StartedAt, to), H: row - 6,
 			Class: stateClass(a.State), Title: fmt.Sprintf("attempt %d on %s: %s, %s", a.Number, a.Worker, a.State, formatDuration(to.Sub(a.StartedAt)))})
-		c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: y + row/2, Label: "attempt " + strconv.Itoa(a.Number)})
+		c.YTicks = append(c.YTicks, tick{X: c.Left - 6, Y: y + row/2, Label: "attempt " + strconv.Itoa(a.Number), Anchor: "end"})
 	}
-	c.XTicks = []tick{{X: c.Left, Y: c.Bottom + 16, Label: "+0"}, {X: c.Right, Y: c.Bottom + 16, Label: "+" + formatDuration(span)}}
+	c.XTicks = []tick{
+		{X: c.Left, Y: c.Bottom + 16, Label: "+0", Anchor: "start"},
+		{X: c.Right, Y: c.Bottom + 16, Label: "+" + formatDuration(span), Anchor: "end"},
+	}
+	c.Class = "gantt"
 	return c
 }
 

@@ -417,7 +417,7 @@ func TestPagesAndEventStream(t *testing.T) {
 		path string
 		want []string
 	}{
-		{"/", []string{`id="worker-count" class="count">1<`, "w-1", `<svg class="chart"`, `src="/flower/static/app.js?v=`}},
+		{"/", []string{`id="worker-count" class="count">1<`, "w-1", `<svg class="chart `, `src="/flower/static/app.js?v=`}},
 		{"/tasks?state=SUCCESS", []string{id, "fib", `value="SUCCESS" checked`}},
 		{"/tasks/" + id, []string{`data-task-id="` + id + `"`, "832040", "Timeline", "attempt 1", `data-terminal="true"`}},
 		{"/queues", []string{"tasks.dlq", "tasks.poison", `data-queue="tasks"`}},
