@@ -39,8 +39,8 @@ func (m *Monitor) retryTask(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// revokeTask handles POST api/tasks/{id}/revoke: the task becomes REVOKED, and workers are told
-// to cancel it if one is running it. Revoking a REVOKED task again succeeds.
+// revokeTask handles POST api/tasks/{id}/revoke: the task becomes REVOKED, and a revoke command
+// makes a worker that runs it cancel it. Revoking a REVOKED task again succeeds.
 func (m *Monitor) revokeTask(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTaskID(r)
 	if err != nil {
@@ -107,8 +107,9 @@ func (m *Monitor) resumeQueue(w http.ResponseWriter, r *http.Request) error {
 	return m.setPaused(w, r, false)
 }
 
-// setPaused stores the paused flag of the work queue, then tells the workers. Workers finish the
-// tasks they are running; a worker that misses the command reads the flag when it reconnects.
+// setPaused stores the paused flag of the work queue, then sends the pause or resume command to
+// the workers. Workers finish the tasks they are running, and a worker that misses the command
+// reads the flag when it reconnects.
 func (m *Monitor) setPaused(w http.ResponseWriter, r *http.Request, paused bool) error {
 	name := r.PathValue("name")
 	if name != m.cfg.Queue {
@@ -138,7 +139,7 @@ type requeueRequest struct {
 	All    bool   `json:"all"`
 }
 
-// requeueResponse is the body that answers a requeue.
+// requeueResponse is the response body of a requeue.
 type requeueResponse struct {
 	Queue   string          `json:"queue"`
 	Results []RequeueResult `json:"results"`

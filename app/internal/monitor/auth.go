@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// role is what a request may do.
+// role is the access level of a request.
 type role int
 
 const (

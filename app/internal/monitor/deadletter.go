@@ -20,8 +20,8 @@ type DeadLetter struct {
 	// TaskID and Task come from the message body; both are empty for an unreadable body.
 	TaskID string `json:"task_id"`
 	Task   string `json:"task"`
-	// Reason says why the message died: retries_exhausted or delivery_limit from the worker, or
-	// RabbitMQ's own x-death reason (such as delivery_limit or rejected) when no worker set one.
+	// Reason is why the message was dead-lettered: retries_exhausted or delivery_limit from the
+	// worker, or else RabbitMQ's own x-death reason, such as delivery_limit or rejected.
 	Reason string `json:"reason"`
 	// Error is the error of the task's last attempt, when the worker recorded it.
 	Error string `json:"error,omitempty"`
@@ -163,7 +163,7 @@ const (
 	RequeueKept = "kept"
 )
 
-// RequeueResult is what happened to one dead letter.
+// RequeueResult is the outcome of requeueing one dead letter.
 type RequeueResult struct {
 	TaskID  string `json:"task_id"`
 	Task    string `json:"task"`
@@ -178,11 +178,11 @@ type Requeuer interface {
 // errDeadLetterNotFound is returned when the requested task has no message in the queue.
 var errDeadLetterNotFound = errors.New("no dead letter for the task")
 
-// requeueDeadLetters moves the dead letters of queue back to work: for each message it requeues
-// the task in PostgreSQL (which writes the outbox row that the api's relay publishes to the work
-// queue with publisher confirms) and only then acknowledges the message. A crash in between
-// leaves a leftover dead letter, which a later requeue removes as already_queued; no task is
-// lost and none is queued twice.
+// requeueDeadLetters moves the dead letters of queue back to work. For each message it requeues
+// the task in PostgreSQL and only then acknowledges the message. The requeue writes an outbox
+// row, which the api's relay publishes to the work queue with publisher confirms. A crash in
+// between leaves a leftover dead letter, which a later requeue removes as already_queued, so no
+// task is lost and none is queued twice.
 //
 // With only set, it handles just that task's message and returns errDeadLetterNotFound when the
 // queue has none. Otherwise it handles at most limit messages. Messages it keeps are returned to

@@ -41,7 +41,7 @@ type QueueReader interface {
 	Queues(ctx context.Context, keep func(name string) bool) ([]QueueStats, error)
 }
 
-// Commander tells every worker about an operator action. Delivery is best effort, because the
+// Commander sends operator commands to every worker. Delivery is best effort, because the
 // state an action changes is already in PostgreSQL when the command goes out. *event.Commands
 // implements it.
 type Commander interface {
@@ -55,8 +55,10 @@ type Deps struct {
 	Broker   Broker
 	Queues   QueueReader
 	Commands Commander
-	Log      *slog.Logger
-	// Metrics are registered with Registerer and served from Gatherer at /metrics.
+	// Log receives the monitor's log lines; nil discards them.
+	Log *slog.Logger
+	// Metrics are registered with Registerer and served from Gatherer at /metrics. When either is
+	// nil, the monitor uses a registry of its own.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	// Now is the clock; nil means time.Now.
@@ -96,6 +98,13 @@ func New(cfg Config, d Deps) (*Monitor, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Registerer == nil || d.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		d.Registerer, d.Gatherer = reg, reg
 	}
 	pg, err := newPages(cfg.base())
 	if err != nil {

@@ -37,9 +37,9 @@ type WorkerInfo struct {
 	Load float64 `json:"load"`
 }
 
-// Registry is the in-memory list of workers, fed by worker events. A worker shows offline when it
-// says so or stays silent past its offline threshold, and leaves the list ForgetAfter after its
-// last event. It is safe for concurrent use.
+// Registry is the in-memory list of workers, fed by worker events. A worker shows offline after
+// its worker.offline event or when it stays silent past its offline threshold, and leaves the
+// list ForgetAfter after its last event. It is safe for concurrent use.
 type Registry struct {
 	offlineAfter time.Duration
 	forgetAfter  time.Duration
@@ -95,7 +95,7 @@ func (r *Registry) Observe(ev event.Worker) {
 	r.version++
 }
 
-// Sweep marks silent workers offline and forgets workers silent for ForgetAfter. Call it about
+// Sweep marks silent workers offline and removes workers silent for ForgetAfter. Call it about
 // once a second.
 func (r *Registry) Sweep() {
 	now := r.now()

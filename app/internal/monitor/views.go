@@ -10,7 +10,7 @@ import (
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
 
-// layoutData is what the layout template reads on every page.
+// layoutData is the data of the layout template, common to every page.
 type layoutData struct {
 	Title string
 	// Nav is the active navigation item: overview, tasks or queues.
@@ -141,7 +141,8 @@ func (m *Monitor) queuesPage(w http.ResponseWriter, r *http.Request) error {
 	}{m.layout(r, "Queues", "queues"), queuesView{s.Queues, s.QueuesError}, sections})
 }
 
-// writePageError renders an error page. A 401 asks the browser for credentials.
+// writePageError renders an error page. A 401 carries a Basic challenge, so the browser prompts
+// for credentials.
 func (m *Monitor) writePageError(w http.ResponseWriter, r *http.Request, err error) {
 	status, _, msg := m.classify(r, err)
 	if status == 499 {
