@@ -51,7 +51,7 @@ func loadConfig(env *envconfig.Reader) (config, error) {
 		MaxBodyBytes:    env.Int("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20),
 		Token:           env.String("API_TOKEN", ""),
 		DBMaxConns:      env.Int("DB_MAX_CONNS", 20, 2, 1000),
-		RelayBatch:      env.Int("RELAY_BATCH_SIZE", 500, 1, broker.MaxBatch),
+		RelayBatch:      env.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
 		RelayPoll:       env.Duration("RELAY_POLL_INTERVAL", time.Second, 10*time.Millisecond, time.Minute),
 		ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Second, 10*time.Minute),
 		LogLevel:        env.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),

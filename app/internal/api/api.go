@@ -88,7 +88,7 @@ const (
 	// Submits are inserted in batches of up to createBatchSize, with up to createFlushes
 	// statements in flight; a batch that does not commit within createTimeout fails.
 	createBatchSize = 256
-	createFlushes   = 4
+	createFlushes   = 1
 	createTimeout   = 30 * time.Second
 )
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/taskflow-dev/taskflow/app/internal/broker"
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
@@ -208,7 +207,6 @@ func (s *Server) newTask(req submitRequest) (store.NewTask, error) {
 			nt.ETA = time.Now().Add(time.Duration(*req.CountdownMS) * time.Millisecond).UTC()
 		}
 	}
-	nt.Message = mustMarshal(broker.TaskMessage{ID: nt.ID, Task: nt.Name})
 	return nt, nil
 }
 

@@ -93,6 +93,7 @@ func runBaseline(ctx context.Context, cfg Config, consumers int) (Measurement, e
 		return Measurement{}, err
 	}
 	defer pubConn.Close()
+	checkpoint(ctx, dbURL)
 	start := time.Now()
 	var next atomic.Int64
 	errs := make(chan error, cfg.Clients)

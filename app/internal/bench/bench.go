@@ -112,6 +112,18 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[max(rank, 0)]
 }
 
+// checkpoint asks PostgreSQL to flush its dirty pages, so that each measurement starts in the same
+// state: after a checkpoint, the first change to each page writes the whole page to the WAL. It
+// needs superuser rights, which the servers of scripts/bench grant; elsewhere it is skipped.
+func checkpoint(ctx context.Context, url string) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	_, _ = conn.Exec(ctx, "CHECKPOINT")
+}
+
 // freshDatabase creates an empty database on the server of url and returns its URL and a function
 // that drops it.
 func freshDatabase(ctx context.Context, url string) (string, func(), error) {

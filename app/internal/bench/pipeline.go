@@ -48,6 +48,7 @@ func runPipeline(ctx context.Context, cfg Config, workers int) (Measurement, err
 	}
 
 	// Submit with cfg.Clients concurrent clients.
+	checkpoint(ctx, dbURL)
 	start := time.Now()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients}, Timeout: 30 * time.Second}
 	var next atomic.Int64
@@ -87,7 +88,7 @@ func runPipeline(ctx context.Context, cfg Config, workers int) (Measurement, err
 		if time.Now().After(deadline) {
 			return Measurement{}, fmt.Errorf("%d of %d tasks finished after %s", done, cfg.Tasks, cfg.Timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	rows, err := db.Query(ctx, `SELECT created_at, finished_at FROM tasks`)
 	if err != nil {

@@ -159,7 +159,8 @@ func TestWorkerEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	id := submit(t, s, `{"task":"fib","args":{"n":9}}`).ID
+	// An attempt longer than StartedAfter (50ms) sends task.started as well as its outcome.
+	id := submit(t, s, `{"task":"sleep","args":{"ms":150}}`).ID
 	waitFor(t, s, id, 20*time.Second, task.Success)
 
 	var kinds []string
@@ -194,8 +195,11 @@ func TestWorkerEvents(t *testing.T) {
 			t.Errorf("events %v lack %s", kinds, want)
 		}
 	}
-	if succeeded.TaskID.String() != id || succeeded.Task != "fib" || succeeded.Attempt != 1 || succeeded.Worker != "test-1" {
-		t.Errorf("task.succeeded = %+v, want task %s fib attempt 1 on test-1", succeeded, id)
+	if succeeded.TaskID.String() != id || succeeded.Task != "sleep" || succeeded.Attempt != 1 || succeeded.Worker != "test-1" {
+		t.Errorf("task.succeeded = %+v, want task %s sleep attempt 1 on test-1", succeeded, id)
+	}
+	if succeeded.RuntimeMS < 150 {
+		t.Errorf("task.succeeded runtime = %.1fms, want at least the 150ms sleep", succeeded.RuntimeMS)
 	}
 	if lastBeat.Concurrency != 4 || lastBeat.Queue != "tasks" {
 		t.Errorf("heartbeat = %+v, want concurrency 4 on queue tasks", lastBeat)

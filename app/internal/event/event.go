@@ -31,7 +31,9 @@ const (
 	WorkerOffline   = "worker.offline"
 )
 
-// Task event types, also their routing keys.
+// Task event types, also their routing keys. A worker sends task.started only for an attempt
+// that runs longer than its StartedAfter setting (50ms by default) or follows a redelivery,
+// together with the STARTED state in PostgreSQL; a shorter attempt sends only its outcome.
 const (
 	TaskStarted   = "task.started"
 	TaskSucceeded = "task.succeeded"

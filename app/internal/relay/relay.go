@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -29,7 +30,8 @@ type Publisher interface {
 
 // Config tunes a Relay.
 type Config struct {
-	// BatchSize is the most messages published per transaction. Default 500, at most broker.MaxBatch.
+	// BatchSize is the most outbox rows published per transaction; a row holds the tasks of one
+	// insert statement. Default 100.
 	BatchSize int
 	// PollInterval is how often the relay looks for rows written by other processes or that just
 	// became due. Default 1s. Rows written through this process are picked up at once via Notify.
@@ -41,9 +43,8 @@ type Config struct {
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = 100
 	}
-	c.BatchSize = min(c.BatchSize, broker.MaxBatch)
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
@@ -74,8 +75,8 @@ func New(cfg Config, outbox Outbox, pub Publisher, log *slog.Logger, reg prometh
 		log:    log,
 		wake:   make(chan struct{}, 1),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "taskflow_outbox_published_total",
-			Help: "Outbox messages published to RabbitMQ and confirmed.",
+			Name: "taskflow_outbox_rows_published_total",
+			Help: "Outbox rows whose task messages RabbitMQ confirmed; a row holds the tasks of one insert.",
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "taskflow_outbox_relay_failures_total",
@@ -148,22 +149,45 @@ func (r *Relay) wait(ctx context.Context) {
 	}
 }
 
-// publish sends one batch and returns the ids of the rows the broker confirmed.
-func (r *Relay) publish(ctx context.Context, rows []store.OutboxMessage) ([]int64, error) {
-	msgs := make([]broker.Message, len(rows))
-	for i, row := range rows {
-		msgs[i] = broker.Message{Queue: row.Queue, MessageID: row.TaskID.String(), Body: row.Payload}
-		// Rows of this program always parse; anything else is still sent as it is, and the worker
-		// dead-letters what it cannot read, so no row blocks the outbox.
-		if tm, err := broker.ParseTaskMessage(row.Payload); err == nil {
-			msgs[i] = tm.Message(row.Queue)
+// publish sends the messages of rows, at most broker.MaxBatch per call, and returns the ids of
+// the rows whose messages were all confirmed.
+func (r *Relay) publish(ctx context.Context, rows []store.OutboxRow) ([]int64, error) {
+	var published []int64
+	var errs []error
+	for len(rows) > 0 {
+		n, size := 0, 0
+		for n < len(rows) && (n == 0 || size+len(rows[n].Messages) <= broker.MaxBatch) {
+			size += len(rows[n].Messages)
+			n++
+		}
+		ok, err := r.publishRows(ctx, rows[:n])
+		published = append(published, ok...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rows = rows[n:]
+	}
+	return published, errors.Join(errs...)
+}
+
+func (r *Relay) publishRows(ctx context.Context, rows []store.OutboxRow) ([]int64, error) {
+	var msgs []broker.Message
+	for _, row := range rows {
+		for _, m := range row.Messages {
+			msgs = append(msgs, m.Message(row.Queue))
 		}
 	}
 	confirmed, err := r.pub.Publish(ctx, msgs...)
-	published := make([]int64, 0, len(rows))
-	for i, ok := range confirmed {
-		if ok {
-			published = append(published, rows[i].ID)
+	var published []int64
+	i := 0
+	for _, row := range rows {
+		all := true
+		for range row.Messages {
+			all = all && i < len(confirmed) && confirmed[i]
+			i++
+		}
+		if all {
+			published = append(published, row.ID)
 		}
 	}
 	return published, err

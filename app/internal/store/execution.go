@@ -37,7 +37,7 @@ func (e *NotRunnableError) Is(target error) bool { return target == ErrNotRunnab
 // delivered again: its worker stopped before reporting an outcome.
 const lostAttempt = "the worker stopped before the attempt finished"
 
-// Claim is a started attempt: the task's inputs and the attempt number.
+// Claim is an attempt about to run: the task's inputs and the attempt number.
 type Claim struct {
 	ID      uuid.UUID
 	Name    string
@@ -50,7 +50,7 @@ type Claim struct {
 	Timeout    time.Duration
 }
 
-// Started is the result of starting one attempt.
+// Started is the result of loading one claim.
 type Started struct {
 	Claim Claim
 	// Err is a *NotRunnableError for a task in SUCCESS, FAILURE or REVOKED or one that does not
@@ -58,102 +58,119 @@ type Started struct {
 	Err error
 }
 
-// StartAttempt starts one attempt; see StartAttempts.
+// StartAttempt loads the claim of one task and marks it started at once; see LoadClaims and
+// MarkStarted.
 func (s *Store) StartAttempt(ctx context.Context, id uuid.UUID, worker string) (Claim, error) {
-	r := s.StartAttempts(ctx, []uuid.UUID{id}, worker)[0]
-	return r.Claim, r.Err
+	r := s.LoadClaims(ctx, []uuid.UUID{id})[0]
+	if r.Err != nil {
+		return Claim{}, r.Err
+	}
+	err := s.MarkStarted(ctx, []StartMark{{ID: id, Attempt: r.Claim.Attempt, StartedAt: time.Now()}}, worker)[0]
+	return r.Claim, err
 }
 
-// StartAttempts moves each task to STARTED, counts the attempt and records it for worker, and
-// returns one result per id, in order. Earlier attempts still marked STARTED are closed as lost,
-// because their message came back. An id listed twice is started twice, one after the other.
-//
-// The update commits with synchronous_commit off: if the database crashes before flushing it, a
-// task merely looks not started, and the broker redelivers its message anyway.
-func (s *Store) StartAttempts(ctx context.Context, ids []uuid.UUID, worker string) []Started {
+// LoadClaims reads what workers need to run each task, one result per id, in order. It writes
+// nothing: the attempt number is the next one, and a task that must not run (SUCCESS, FAILURE,
+// REVOKED or unknown) gives a *NotRunnableError.
+func (s *Store) LoadClaims(ctx context.Context, ids []uuid.UUID) []Started {
 	results := make([]Started, len(ids))
-	for _, round := range uniqueRounds(ids, func(id uuid.UUID) uuid.UUID { return id }) {
-		s.startRound(ctx, ids, round, worker, results)
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, task, args, state, attempts, retry_base, max_retries, timeout_ms
+		FROM tasks WHERE id = ANY($1)`, ids)
+	type row struct {
+		claim Claim
+		state task.State
+	}
+	found := map[uuid.UUID]row{}
+	if err == nil {
+		var r row
+		var timeoutMS int64
+		_, err = pgx.ForEachRow(rows, []any{&r.claim.ID, &r.claim.Name, &r.claim.Args, &r.state, &r.claim.Attempt,
+			&r.claim.RetryBase, &r.claim.MaxRetries, &timeoutMS}, func() error {
+			r.claim.Attempt++
+			r.claim.Timeout = time.Duration(timeoutMS) * time.Millisecond
+			found[r.claim.ID] = r
+			r.claim.Args = nil // json.RawMessage scans by appending; the next row must not reuse this array
+			return nil
+		})
+	}
+	for i, id := range ids {
+		r, ok := found[id]
+		switch {
+		case err != nil:
+			results[i].Err = fmt.Errorf("load task %s: %w", id, err)
+		case !ok:
+			results[i].Err = &NotRunnableError{ID: id}
+		case r.state.Terminal():
+			results[i].Err = &NotRunnableError{ID: id, State: r.state}
+		default:
+			results[i].Claim = r.claim
+		}
 	}
 	return results
 }
 
-// startRound starts the attempts of ids[i] for i in idx, whose ids are distinct.
-func (s *Store) startRound(ctx context.Context, ids []uuid.UUID, idx []int, worker string, results []Started) {
-	batchIDs := make([]uuid.UUID, len(idx))
-	for j, i := range idx {
-		batchIDs[j] = ids[i]
-	}
-	batch := &pgx.Batch{}
-	batch.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
-	batch.Queue(`
-		WITH started AS (
-			UPDATE tasks t SET state = 'STARTED', attempts = t.attempts + 1, worker = $2,
-				started_at = coalesce(t.started_at, now()), updated_at = now()
-			WHERE t.id = ANY($1) AND t.state IN ('PENDING', 'STARTED', 'RETRY')
-			RETURNING t.id, t.task, t.args, t.attempts, t.retry_base, t.max_retries, t.timeout_ms
-		), lost AS (
-			UPDATE task_attempts a SET state = 'FAILURE', error = $3, finished_at = now()
-			FROM started s WHERE a.task_id = s.id AND a.state = 'STARTED'
-		), recorded AS (
-			INSERT INTO task_attempts (task_id, attempt, worker, state)
-			SELECT id, attempts, $2, 'STARTED' FROM started
-		)
-		SELECT id, task, args, attempts, retry_base, max_retries, timeout_ms FROM started`,
-		batchIDs, worker, lostAttempt)
-
-	claims := map[uuid.UUID]Claim{}
-	br := s.pool.SendBatch(ctx, batch)
-	err := func() error {
-		defer br.Close()
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		var c Claim
-		var timeoutMS int64
-		_, err = pgx.ForEachRow(rows, []any{&c.ID, &c.Name, &c.Args, &c.Attempt, &c.RetryBase, &c.MaxRetries, &timeoutMS}, func() error {
-			c.Timeout = time.Duration(timeoutMS) * time.Millisecond
-			claims[c.ID] = c
-			c.Args = nil // json.RawMessage scans by appending; the next row must not reuse this array
-			return nil
-		})
-		return err
-	}()
-
-	// The states of tasks that did not start say why; this query runs only when some did not.
-	states := map[uuid.UUID]task.State{}
-	if err == nil && len(claims) < len(batchIDs) {
-		rows, queryErr := s.pool.Query(ctx, `SELECT id, state FROM tasks WHERE id = ANY($1)`, batchIDs)
-		if queryErr == nil {
-			var id uuid.UUID
-			var state task.State
-			_, queryErr = pgx.ForEachRow(rows, []any{&id, &state}, func() error {
-				states[id] = state
-				return nil
-			})
-		}
-		err = queryErr
-	}
-	for _, i := range idx {
-		id := ids[i]
-		switch c, ok := claims[id]; {
-		case err != nil:
-			results[i].Err = fmt.Errorf("start task %s: %w", id, err)
-		case ok:
-			results[i].Claim = c
-		default:
-			results[i].Err = &NotRunnableError{ID: id, State: states[id]}
-		}
-	}
+// StartMark says that an attempt began running.
+type StartMark struct {
+	ID        uuid.UUID
+	Attempt   int
+	StartedAt time.Time
 }
+
+// MarkStarted moves each task that has not finished to STARTED, counts the attempt and records
+// it for worker, returning one error per mark. Attempts of the same tasks that are still marked
+// STARTED and older are closed as lost: their message came back, so their worker stopped. A mark
+// for an attempt that is already counted changes nothing.
+//
+// Workers call it only for attempts that run longer than a moment or that follow a redelivery,
+// and the outcome records the attempt anyway, so the common short task costs one write instead
+// of two. The update commits with synchronous_commit off: losing it in a database crash only
+// loses the STARTED marker.
+func (s *Store) MarkStarted(ctx context.Context, marks []StartMark, worker string) []error {
+	errs := make([]error, len(marks))
+	for _, round := range uniqueRounds(marks, func(m StartMark) uuid.UUID { return m.ID }) {
+		ids, attempts, times := make([]uuid.UUID, len(round)), make([]int32, len(round)), make([]time.Time, len(round))
+		for j, i := range round {
+			ids[j], attempts[j], times[j] = marks[i].ID, int32(marks[i].Attempt), marks[i].StartedAt
+		}
+		batch := &pgx.Batch{}
+		batch.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+		batch.Queue(`
+			WITH input AS (
+				SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS m(id, attempt, started_at)
+			), started AS (
+				UPDATE tasks t SET state = 'STARTED', attempts = m.attempt, worker = $4,
+					started_at = coalesce(t.started_at, m.started_at), updated_at = now()
+				FROM input m
+				WHERE t.id = ANY($1) AND t.id = m.id AND t.state IN ('PENDING', 'STARTED', 'RETRY')
+					AND t.attempts < m.attempt
+				RETURNING t.id, m.attempt, m.started_at
+			), lost AS (
+				-- task_id = ANY($1) lets the planner use the primary key.
+				UPDATE task_attempts a SET state = 'FAILURE', error = $5, finished_at = now()
+				FROM started s
+				WHERE a.task_id = ANY($1) AND a.task_id = s.id AND a.state = 'STARTED' AND a.attempt < s.attempt
+			)
+			INSERT INTO task_attempts (task_id, attempt, worker, state, started_at)
+			SELECT id, attempt, $4, 'STARTED', started_at FROM started
+			ON CONFLICT (task_id, attempt) DO NOTHING`, ids, attempts, times, worker, lostAttempt)
+		err := s.pool.SendBatch(ctx, batch).Close()
+		for _, i := range round {
+			if err != nil {
+				errs[i] = fmt.Errorf("mark task %s started: %w", marks[i].ID, err)
+			}
+		}
+	}
+	return errs
+}
+
 // Outcome is the end of one attempt.
 type Outcome struct {
 	ID      uuid.UUID
 	Attempt int
+	// Worker ran the attempt, which began at StartedAt (now when zero).
+	Worker    string
+	StartedAt time.Time
 	// State is SUCCESS, RETRY or FAILURE, or REVOKED for an attempt cancelled by a revoke.
 	State     task.State
 	Result    json.RawMessage // for SUCCESS
@@ -176,11 +193,12 @@ func (s *Store) Finish(ctx context.Context, o Outcome) (applied bool, err error)
 }
 
 // FinishMany records the outcomes of attempts, in one transaction, and reports for each whether
-// it changed its task. It always records the attempt's own outcome. A task changes only while it
-// is PENDING, STARTED or RETRY, so a result is applied at most once and a revoked task keeps its
-// state. A RETRY or FAILURE outcome applies only if no later attempt has started, so a stale
-// duplicate delivery cannot undo newer progress. A SUCCESS from any attempt wins, because the work
-// is done. Two outcomes for one task are stored one after the other.
+// it changed its task. It always records the attempt itself, whether or not MarkStarted did. A
+// task changes only while it is PENDING, STARTED or RETRY, so a result is applied at most once
+// and a revoked task keeps its state. A RETRY or FAILURE outcome applies only if no later attempt
+// has been counted, so a stale duplicate delivery cannot undo newer progress. A SUCCESS from any
+// attempt wins, because the work is done. Two outcomes for one task are stored one after the
+// other.
 //
 // The commit is durable (unless the server runs with synchronous_commit off), so the caller may
 // acknowledge the messages once FinishMany returns.
@@ -197,10 +215,15 @@ func (s *Store) finishRound(ctx context.Context, outcomes []Outcome, idx []int, 
 	n := len(idx)
 	ids, attempts, states := make([]uuid.UUID, n), make([]int32, n), make([]string, n)
 	resultJSON, errs, tracebacks := make([]*string, n), make([]string, n), make([]string, n)
-	etas := make([]*time.Time, n)
+	etas, workers, startedAt := make([]*time.Time, n), make([]string, n), make([]time.Time, n)
+	now := time.Now()
 	for j, i := range idx {
 		o := outcomes[i]
 		ids[j], attempts[j], states[j], errs[j], tracebacks[j] = o.ID, int32(o.Attempt), string(o.State), o.Error, o.Traceback
+		workers[j], startedAt[j] = o.Worker, o.StartedAt
+		if startedAt[j].IsZero() {
+			startedAt[j] = now
+		}
 		if o.State == task.Success && o.Result != nil {
 			r := string(o.Result)
 			resultJSON[j] = &r
@@ -211,21 +234,28 @@ func (s *Store) finishRound(ctx context.Context, outcomes []Outcome, idx []int, 
 	}
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
-			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::timestamptz[])
-				AS o(id, attempt, state, result, error, traceback, eta)
+			SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+				$7::timestamptz[], $8::text[], $9::timestamptz[])
+				AS o(id, attempt, state, result, error, traceback, eta, worker, started_at)
 		), finished AS (
 			UPDATE tasks t SET state = o.state, result = o.result, error = nullif(o.error, ''),
 				traceback = nullif(o.traceback, ''), eta = o.eta, updated_at = now(),
+				attempts = greatest(t.attempts, o.attempt), worker = coalesce(nullif(o.worker, ''), t.worker),
+				started_at = coalesce(t.started_at, o.started_at),
 				finished_at = CASE WHEN o.state = 'RETRY' THEN NULL ELSE now() END
 			FROM input o
-			WHERE t.id = o.id AND t.state IN ('PENDING', 'STARTED', 'RETRY') AND o.state <> 'REVOKED'
-				AND (o.state = 'SUCCESS' OR t.attempts = o.attempt)
+			WHERE t.id = ANY($1) AND t.id = o.id AND t.state IN ('PENDING', 'STARTED', 'RETRY')
+				AND o.state <> 'REVOKED' AND (o.state = 'SUCCESS' OR t.attempts <= o.attempt)
 			RETURNING t.id
 		), recorded AS (
-			UPDATE task_attempts a SET state = o.state, error = nullif(o.error, ''), finished_at = now()
-			FROM input o WHERE a.task_id = o.id AND a.attempt = o.attempt
+			INSERT INTO task_attempts AS a (task_id, attempt, worker, state, error, started_at, finished_at)
+			SELECT o.id, o.attempt, o.worker, o.state, nullif(o.error, ''), o.started_at, now()
+			FROM input o
+			WHERE o.attempt > 0
+			ON CONFLICT (task_id, attempt) DO UPDATE
+				SET state = excluded.state, error = excluded.error, finished_at = excluded.finished_at
 		)
-		SELECT id FROM finished`, ids, attempts, states, resultJSON, errs, tracebacks, etas)
+		SELECT id FROM finished`, ids, attempts, states, resultJSON, errs, tracebacks, etas, workers, startedAt)
 	applied := map[uuid.UUID]bool{}
 	if err == nil {
 		var id uuid.UUID

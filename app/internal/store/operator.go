@@ -43,8 +43,8 @@ func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 		if t, err = scanTask(row); err != nil {
 			return err
 		}
-		msg := broker.TaskMessage{ID: id, Task: name}.Message(queue)
-		_, err = tx.Exec(ctx, `INSERT INTO outbox (task_id, queue, payload) VALUES ($1, $2, $3)`, id, queue, msg.Body)
+		payload := []broker.TaskMessage{{ID: id, Task: name}}
+		_, err = tx.Exec(ctx, `INSERT INTO outbox (task_id, queue, payload) VALUES ($1, $2, $3)`, id, queue, payload)
 		return err
 	})
 	switch {

@@ -6,24 +6,25 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskflow-dev/taskflow/app/internal/broker"
 )
 
-// OutboxMessage is a committed task announcement that the broker has not confirmed yet.
-type OutboxMessage struct {
-	ID      int64
-	TaskID  uuid.UUID
-	Queue   string
-	Payload []byte
+// OutboxRow holds committed task announcements that the broker has not confirmed yet: the
+// messages of the tasks created by one statement, or of one task with a countdown.
+type OutboxRow struct {
+	ID       int64
+	Queue    string
+	Messages []broker.TaskMessage
 }
 
-// PublishFunc publishes msgs and returns the ids of those the broker confirmed. Messages it does
-// not return stay in the outbox and are offered again later. An error means none is assumed
-// published.
-type PublishFunc func(ctx context.Context, msgs []OutboxMessage) (published []int64, err error)
+// PublishFunc publishes the messages of rows and returns the ids of the rows whose messages the
+// broker all confirmed. Rows it does not return stay in the outbox and are offered again later,
+// with all their messages.
+type PublishFunc func(ctx context.Context, rows []OutboxRow) (published []int64, err error)
 
-// RelayOutbox locks up to limit due outbox messages, calls publish with them and deletes those it
+// RelayOutbox locks up to limit due outbox rows, calls publish with them and deletes those it
 // confirms, all in one transaction. Rows locked by another relay are skipped, so several relays can
 // run at once. It returns the number of messages deleted.
 //
@@ -38,7 +39,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish PublishFunc)
 			return err
 		}
 		rows, err := tx.Query(ctx, `
-			SELECT id, task_id, queue, payload FROM outbox
+			SELECT id, queue, payload FROM outbox
 			WHERE not_before <= now()
 			ORDER BY id
 			LIMIT $1
@@ -46,10 +47,10 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish PublishFunc)
 		if err != nil {
 			return err
 		}
-		msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxMessage, error) {
-			var m OutboxMessage
-			err := row.Scan(&m.ID, &m.TaskID, &m.Queue, &m.Payload)
-			return m, err
+		msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxRow, error) {
+			var r OutboxRow
+			err := row.Scan(&r.ID, &r.Queue, &r.Messages)
+			return r, err
 		})
 		if err != nil || len(msgs) == 0 {
 			return err
@@ -86,10 +87,10 @@ func (s *Store) NextOutboxDue(ctx context.Context) (time.Time, bool, error) {
 	return *due, true, nil
 }
 
-// OutboxSize returns the number of messages waiting in the outbox, due or not.
+// OutboxSize returns the number of task announcements waiting in the outbox, due or not.
 func (s *Store) OutboxSize(ctx context.Context) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(jsonb_array_length(payload)), 0) FROM outbox`).Scan(&n)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("count outbox: %w", err)
 	}

@@ -42,6 +42,9 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 		cfg.MaxConns = int32(maxConns)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "taskflow"
+	// The hot statements take arrays and would otherwise be planned anew on every execution,
+	// which costs about a millisecond each; their generic plans probe the primary keys.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)

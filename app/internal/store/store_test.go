@@ -37,7 +37,7 @@ func newTask(name string) store.NewTask {
 	id := uuid.Must(uuid.NewV7())
 	return store.NewTask{
 		ID: id, Name: name, Args: json.RawMessage(`{"n":1}`), MaxRetries: 2,
-		Timeout: time.Minute, Queue: "tasks", Message: []byte(`{"id":"` + id.String() + `","task":"` + name + `"}`),
+		Timeout: time.Minute, Queue: "tasks",
 	}
 }
 
@@ -243,7 +243,9 @@ func TestRevoke(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 
-	pending := mustCreate(t, st, newTask("sleep"))
+	countdown := newTask("sleep")
+	countdown.ETA = time.Now().Add(time.Hour)
+	pending := mustCreate(t, st, countdown)
 	got, err := st.Revoke(ctx, pending.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +254,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("state after revoke = %s, want REVOKED", got.State)
 	}
 	if n, _ := st.OutboxSize(ctx); n != 0 {
-		t.Errorf("outbox size after revoking the only task = %d, want 0", n)
+		t.Errorf("outbox size after revoking the only task, which had a countdown = %d, want 0", n)
 	}
 	if _, err := st.Revoke(ctx, pending.ID); err != nil {
 		t.Errorf("revoking again: %v, want success", err)
@@ -353,15 +355,15 @@ func TestRelayOutboxDeletesOnlyConfirmed(t *testing.T) {
 	st := openStore(t)
 	var ids []uuid.UUID
 	for range 4 {
-		ids = append(ids, mustCreate(t, st, newTask("fib")).ID)
+		ids = append(ids, mustCreate(t, st, newTask("fib")).ID) // one statement, so one row, each
 	}
 
-	// Confirm only the first two.
-	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
-		if len(msgs) != 4 {
-			t.Errorf("publish got %d messages, want 4", len(msgs))
+	// Confirm only the first two rows.
+	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, rows []store.OutboxRow) ([]int64, error) {
+		if len(rows) != 4 {
+			t.Errorf("publish got %d rows, want 4", len(rows))
 		}
-		return []int64{msgs[0].ID, msgs[1].ID}, errors.New("broker went away")
+		return []int64{rows[0].ID, rows[1].ID}, errors.New("broker went away")
 	})
 	if err == nil {
 		t.Error("RelayOutbox hid the publish error")
@@ -371,11 +373,13 @@ func TestRelayOutboxDeletesOnlyConfirmed(t *testing.T) {
 	}
 
 	var left []uuid.UUID
-	_, err = st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
+	_, err = st.RelayOutbox(ctx, 10, func(_ context.Context, rows []store.OutboxRow) ([]int64, error) {
 		var all []int64
-		for _, m := range msgs {
-			left = append(left, m.TaskID)
-			all = append(all, m.ID)
+		for _, r := range rows {
+			for _, m := range r.Messages {
+				left = append(left, m.ID)
+			}
+			all = append(all, r.ID)
 		}
 		return all, nil
 	})
@@ -390,6 +394,52 @@ func TestRelayOutboxDeletesOnlyConfirmed(t *testing.T) {
 	}
 }
 
+func TestCreateTasksSharesOneOutboxRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	later := newTask("sleep")
+	later.ETA = time.Now().Add(time.Hour)
+	batch := []store.NewTask{newTask("fib"), newTask("wordstats"), later, newTask("sleep")}
+	for _, r := range st.CreateTasks(ctx, batch) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if size, _ := st.OutboxSize(ctx); size != 4 {
+		t.Errorf("outbox size = %d tasks, want 4", size)
+	}
+
+	type message struct {
+		ID   uuid.UUID
+		Task string
+	}
+	var rows [][]message
+	_, err := st.RelayOutbox(ctx, 10, func(_ context.Context, due []store.OutboxRow) ([]int64, error) {
+		var ids []int64
+		for _, r := range due {
+			var msgs []message
+			for _, m := range r.Messages {
+				msgs = append(msgs, message{m.ID, m.Task})
+			}
+			rows = append(rows, msgs)
+			ids = append(ids, r.ID)
+		}
+		return ids, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The three due tasks share a row in submit order; the countdown task waits in its own.
+	want := [][]message{{{batch[0].ID, "fib"}, {batch[1].ID, "wordstats"}, {batch[3].ID, "sleep"}}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("published rows (-want +got):\n%s", diff)
+	}
+	if size, _ := st.OutboxSize(ctx); size != 1 {
+		t.Errorf("outbox size after relaying = %d, want the 1 countdown task", size)
+	}
+}
+
 func TestRelayOutboxHoldsCountdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -398,8 +448,8 @@ func TestRelayOutboxHoldsCountdown(t *testing.T) {
 	later.ETA = time.Now().Add(time.Hour)
 	mustCreate(t, st, later)
 
-	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, msgs []store.OutboxMessage) ([]int64, error) {
-		t.Errorf("a message due in an hour was offered: %+v", msgs)
+	n, err := st.RelayOutbox(ctx, 10, func(_ context.Context, rows []store.OutboxRow) ([]int64, error) {
+		t.Errorf("a message due in an hour was offered: %+v", rows)
 		return nil, nil
 	})
 	if err != nil || n != 0 {
@@ -479,7 +529,7 @@ func TestCreateTasksBatchWithKeys(t *testing.T) {
 	}
 }
 
-func TestBatchedStartAndFinishWithDuplicates(t *testing.T) {
+func TestBatchedLoadMarkAndFinish(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := openStore(t)
@@ -487,26 +537,37 @@ func TestBatchedStartAndFinishWithDuplicates(t *testing.T) {
 	b := mustCreate(t, st, newTask("fib")).ID
 	unknown := uuid.New()
 
-	started := st.StartAttempts(ctx, []uuid.UUID{a, b, a, unknown}, "w1")
+	loaded := st.LoadClaims(ctx, []uuid.UUID{a, b, a, unknown})
 	var attempts []int
-	for _, r := range started[:3] {
+	for _, r := range loaded[:3] {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
 		attempts = append(attempts, r.Claim.Attempt)
 	}
-	if diff := cmp.Diff([]int{1, 1, 2}, attempts); diff != "" {
+	if diff := cmp.Diff([]int{1, 1, 1}, attempts); diff != "" {
 		t.Errorf("attempt numbers (-want +got):\n%s", diff)
 	}
 	var notRunnable *store.NotRunnableError
-	if !errors.As(started[3].Err, &notRunnable) || notRunnable.State != "" {
-		t.Errorf("unknown id: err = %v, want NotRunnableError without state", started[3].Err)
+	if !errors.As(loaded[3].Err, &notRunnable) || notRunnable.State != "" {
+		t.Errorf("unknown id: err = %v, want NotRunnableError without state", loaded[3].Err)
+	}
+
+	// Marking the same attempt twice counts it once.
+	now := time.Now()
+	for _, err := range st.MarkStarted(ctx, []store.StartMark{{ID: a, Attempt: 1, StartedAt: now}, {ID: a, Attempt: 1, StartedAt: now}}, "w1") {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := st.Task(ctx, a); got.State != task.Started || got.Attempts != 1 || got.Worker != "w1" {
+		t.Errorf("task a after marking = %s attempts=%d worker=%q, want STARTED 1 w1", got.State, got.Attempts, got.Worker)
 	}
 
 	finished := st.FinishMany(ctx, []store.Outcome{
-		{ID: a, Attempt: 2, State: task.Success, Result: json.RawMessage(`"second"`)},
-		{ID: b, Attempt: 1, State: task.Retry, Error: "later", RetryAt: time.Now().Add(time.Minute)},
-		{ID: a, Attempt: 1, State: task.Success, Result: json.RawMessage(`"first"`)},
+		{ID: a, Attempt: 1, Worker: "w1", State: task.Success, Result: json.RawMessage(`"first"`)},
+		{ID: b, Attempt: 1, Worker: "w2", State: task.Retry, Error: "later", RetryAt: now.Add(time.Minute)},
+		{ID: a, Attempt: 1, Worker: "w3", State: task.Success, Result: json.RawMessage(`"second"`)},
 	})
 	var applied []bool
 	for _, r := range finished {
@@ -522,14 +583,26 @@ func TestBatchedStartAndFinishWithDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got.Result) != `"second"` {
-		t.Errorf("result = %s, want the first applied outcome \"second\"", got.Result)
+	if string(got.Result) != `"first"` {
+		t.Errorf("result = %s, want the first applied outcome \"first\"", got.Result)
 	}
 	retrying, err := st.Task(ctx, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if retrying.State != task.Retry || retrying.ETA == nil || retrying.Error != "later" {
-		t.Errorf("task b = %s eta=%v error=%q, want RETRY with an eta", retrying.State, retrying.ETA, retrying.Error)
+	if retrying.State != task.Retry || retrying.ETA == nil || retrying.Attempts != 1 || retrying.Worker != "w2" {
+		t.Errorf("task b = %s eta=%v attempts=%d worker=%q, want RETRY with an eta, 1 attempt, w2",
+			retrying.State, retrying.ETA, retrying.Attempts, retrying.Worker)
+	}
+	// The unmarked attempt of b is recorded by its outcome.
+	recorded, err := st.Attempts(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) != 1 || recorded[0].State != task.Retry || recorded[0].Worker != "w2" || recorded[0].FinishedAt == nil {
+		t.Errorf("attempts of b = %+v, want one finished RETRY by w2", recorded)
+	}
+	if next := st.LoadClaims(ctx, []uuid.UUID{b})[0]; next.Err != nil || next.Claim.Attempt != 2 {
+		t.Errorf("next claim of b = %+v, want attempt 2", next)
 	}
 }

@@ -60,8 +60,6 @@ type NewTask struct {
 	// RequestHash is equal, and ErrIdempotencyConflict when it differs.
 	IdempotencyKey string
 	RequestHash    []byte
-	// Message is the broker payload the outbox relay publishes to Queue.
-	Message []byte
 }
 
 const taskColumns = `id, task, args, state, result, error, traceback, attempts, max_retries,
@@ -94,27 +92,27 @@ func (s *Store) CreateTasks(ctx context.Context, tasks []NewTask) []Created {
 	ids, names, queues := make([]uuid.UUID, n), make([]string, n), make([]string, n)
 	args := make([]string, n)
 	maxRetries, timeouts := make([]int32, n), make([]int64, n)
-	etas, notBefore := make([]*time.Time, n), make([]time.Time, n)
-	keys, hashes, payloads := make([]*string, n), make([][]byte, n), make([][]byte, n)
-	now := time.Now()
+	etas := make([]*time.Time, n)
+	keys, hashes := make([]*string, n), make([][]byte, n)
 	for i, t := range tasks {
 		ids[i], names[i], queues[i], args[i] = t.ID, t.Name, t.Queue, string(t.Args)
 		maxRetries[i], timeouts[i] = int32(t.MaxRetries), t.Timeout.Milliseconds()
-		notBefore[i] = now
 		if !t.ETA.IsZero() {
-			etas[i], notBefore[i] = &tasks[i].ETA, t.ETA
+			etas[i] = &tasks[i].ETA
 		}
 		if t.IdempotencyKey != "" {
 			keys[i] = &tasks[i].IdempotencyKey
 		}
-		hashes[i], payloads[i] = t.RequestHash, t.Message
+		hashes[i] = t.RequestHash
 	}
 
+	// The outbox payload is a JSON array of broker.TaskMessage objects, built here in SQL so that
+	// only inserted tasks (not idempotent replays) are announced.
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
 			SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
-				$7::timestamptz[], $8::text[], $9::bytea[], $10::bytea[], $11::timestamptz[])
-				WITH ORDINALITY AS i(id, task, args, max_retries, timeout_ms, queue, eta, key, hash, payload, not_before, ord)
+				$7::timestamptz[], $8::text[], $9::bytea[])
+				WITH ORDINALITY AS i(id, task, args, max_retries, timeout_ms, queue, eta, key, hash, ord)
 		), inserted AS (
 			INSERT INTO tasks (id, task, args, state, attempts, max_retries, timeout_ms, queue, eta,
 				idempotency_key, request_hash)
@@ -122,13 +120,18 @@ func (s *Store) CreateTasks(ctx context.Context, tasks []NewTask) []Created {
 			FROM input ORDER BY ord
 			ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			RETURNING `+taskColumns+`
+		), announced AS (
+			SELECT i.* FROM inserted t JOIN input i ON i.id = t.id
 		), queued AS (
-			INSERT INTO outbox (task_id, queue, payload, not_before)
-			SELECT i.id, i.queue, i.payload, i.not_before FROM inserted t JOIN input i ON i.id = t.id
-			ORDER BY i.ord
+			INSERT INTO outbox (queue, payload, task_id, not_before)
+			SELECT queue, jsonb_agg(jsonb_build_object('id', id, 'task', task) ORDER BY ord), NULL, now()
+			FROM announced WHERE eta IS NULL GROUP BY queue
+			UNION ALL
+			SELECT queue, jsonb_build_array(jsonb_build_object('id', id, 'task', task)), id, eta
+			FROM announced WHERE eta IS NOT NULL
 		)
 		SELECT `+taskColumns+` FROM inserted`,
-		ids, names, args, maxRetries, timeouts, queues, etas, keys, hashes, payloads, notBefore)
+		ids, names, args, maxRetries, timeouts, queues, etas, keys, hashes)
 	if err != nil {
 		return failAll(results, fmt.Errorf("insert tasks: %w", err))
 	}

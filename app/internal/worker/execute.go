@@ -36,8 +36,8 @@ func (w *Worker) handle(ctx context.Context, d amqp.Delivery) {
 	}
 
 	var claim store.Claim
-	err = w.withRetry(ctx, log, "start task", func(ctx context.Context) error {
-		claim, err = w.starts.Do(ctx, msg.ID)
+	err = w.withRetry(ctx, log, "load task", func(ctx context.Context) error {
+		claim, err = w.loads.Do(ctx, msg.ID)
 		return err
 	})
 	var notRunnable *store.NotRunnableError
@@ -57,14 +57,54 @@ func (w *Worker) handle(ctx context.Context, d amqp.Delivery) {
 	}
 
 	log = log.With("attempt", claim.Attempt)
-	w.emitTask(event.TaskStarted, refOf(claim), nil)
+	mark := w.markStarted(ctx, log, claim, d.Redelivered || deliveryCount(d) > 0)
 	res, ran := w.run(ctx, claim)
+	res.outcome.StartedAt = mark.startedAt
+	mark.settle()
 	if !ran {
 		log.InfoContext(ctx, "task interrupted by shutdown; it returns to the queue")
 		_ = d.Nack(false, true)
 		return
 	}
 	w.settle(ctx, log, d, claim, res)
+}
+
+// startMarker writes the STARTED marker of one attempt, at once or after StartedAfter.
+type startMarker struct {
+	startedAt time.Time
+	timer     *time.Timer
+	done      chan struct{} // closed when a scheduled write has finished
+}
+
+// markStarted marks the attempt STARTED, and sends task.started, now when it follows a
+// redelivery, so the lost attempt before it is recorded before this one runs, and otherwise when
+// the attempt has run StartedAfter.
+func (w *Worker) markStarted(ctx context.Context, log *slog.Logger, claim store.Claim, redelivered bool) *startMarker {
+	m := &startMarker{startedAt: time.Now(), done: make(chan struct{})}
+	write := func() {
+		defer close(m.done)
+		// The task.started event goes with the mark, so a short task sends one event, not two.
+		w.emitTask(event.TaskStarted, refOf(claim), func(e *event.Task) { e.Time = m.startedAt })
+		_ = w.withRetry(ctx, log, "mark task started", func(ctx context.Context) error {
+			_, err := w.marks.Do(ctx, store.StartMark{ID: claim.ID, Attempt: claim.Attempt, StartedAt: m.startedAt})
+			return err
+		})
+	}
+	if redelivered || w.cfg.StartedAfter < 0 {
+		write()
+		return m
+	}
+	m.timer = time.AfterFunc(w.cfg.StartedAfter, write)
+	return m
+}
+
+// settle cancels a mark that has not been written yet, or waits for one being written, so that
+// it cannot land after the outcome and turn a RETRY back into STARTED.
+func (m *startMarker) settle() {
+	if m.timer != nil && m.timer.Stop() {
+		return
+	}
+	<-m.done
 }
 
 // attemptResult is the end of one run of a handler.
@@ -96,7 +136,7 @@ func (w *Worker) run(ctx context.Context, claim store.Claim) (res attemptResult,
 		return res, false
 	}
 
-	o := store.Outcome{ID: claim.ID, Attempt: claim.Attempt, State: task.Success, Result: result}
+	o := store.Outcome{ID: claim.ID, Attempt: claim.Attempt, Worker: w.cfg.Name, State: task.Success, Result: result}
 	switch {
 	case rt.revoked.Load():
 		// The task is REVOKED in PostgreSQL already; this only records the attempt's end.

@@ -31,8 +31,11 @@ CREATE TABLE tasks (
 CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_task_id ON tasks (task, id DESC);
 
+-- task_id has no foreign key on purpose: the check would lock the task row (FOR KEY SHARE) on every
+-- attempt written, in the same transaction that updates that row. Attempts are written only
+-- next to their task, and tasks are never deleted by the application.
 CREATE TABLE task_attempts (
-    task_id     uuid        NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    task_id     uuid        NOT NULL,
     attempt     integer     NOT NULL,
     worker      text        NOT NULL,
     state       text        NOT NULL,
@@ -42,13 +45,16 @@ CREATE TABLE task_attempts (
     PRIMARY KEY (task_id, attempt)
 ) WITH (fillfactor = 80);
 
--- Messages committed together with their task and not yet confirmed by RabbitMQ. Rows live for
--- milliseconds unless RabbitMQ is down or a countdown holds them, so the table stays small and
+-- Task announcements committed together with their tasks and not yet confirmed by RabbitMQ. One
+-- row carries the messages of every task created by one statement, as a JSON array of
+-- {"id", "task"} objects, so the outbox costs one row per batch rather than per task. A row with
+-- a countdown holds one task, named in task_id, so that revoking the task can drop it. Rows live
+-- for milliseconds unless RabbitMQ is down or a countdown holds them, so the table stays small and
 -- needs no index beyond its key: the relay walks it in id order.
 CREATE TABLE outbox (
     id         bigserial   PRIMARY KEY,
-    task_id    uuid        NOT NULL,
     queue      text        NOT NULL,
-    payload    bytea       NOT NULL,
+    payload    jsonb       NOT NULL,
+    task_id    uuid,
     not_before timestamptz NOT NULL DEFAULT now()
 );
