@@ -78,7 +78,7 @@ func TestBrowserRetryFailedTask(t *testing.T) {
 	e.waitState(t, id, 30*time.Second, task.Failure)
 	run(t, browser, "open the failed task", 30*time.Second,
 		chromedp.Navigate(proxy+prefix+"/tasks?state=FAILURE"),
-		chromedp.Click(chromedp.CSS(`a[href="`+prefix+`/tasks/`+id+`"]`)),
+		clickJS(`a[href="`+prefix+`/tasks/`+id+`"]`),
 		chromedp.WaitVisible(chromedp.ID("task-detail")),
 		pollJS(`document.getElementById("task-state").textContent.trim() === "FAILURE"`),
 		chromedp.WaitVisible(chromedp.ID("retry")),
@@ -88,7 +88,7 @@ func TestBrowserRetryFailedTask(t *testing.T) {
 	// Retry, accept the confirmation, and see the task succeed on the same page.
 	e.failing.Store(false)
 	run(t, browser, "retry the task and see it succeed", 60*time.Second,
-		chromedp.Click(chromedp.ID("retry")),
+		clickJS("#retry"),
 		pollJS(`document.getElementById("task-state").textContent.trim() === "SUCCESS"`),
 	)
 	screenshot(t, browser, filepath.Join(artifacts, "monitor-4-task-succeeded.png"))
@@ -190,6 +190,13 @@ func run(t *testing.T, browser context.Context, step string, timeout time.Durati
 func pollJS(expression string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expression, chromedp.WithPollingInterval(100*time.Millisecond),
 		chromedp.WithPollingTimeout(time.Hour))
+}
+
+// clickJS waits for an element that matches the CSS selector and clicks it inside the page. A
+// protocol-level click can miss, because the live pages replace their sections, and with them
+// the node that a query found, every few hundred milliseconds in these tests.
+func clickJS(selector string) chromedp.Action[chromedp.Void] {
+	return pollJS(`(() => { const el = document.querySelector(` + jsString(selector) + `); if (el) el.click(); return !!el; })()`)
 }
 
 func jsString(s string) string {
