@@ -42,9 +42,10 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 		cfg.MaxConns = int32(maxConns)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "taskflow"
-	// The hot statements take arrays and would otherwise be planned anew on every execution,
-	// which costs about a millisecond each; their generic plans probe the primary keys.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	// Plan every execution with its actual parameters and the table's current size. A generic
+	// plan cached while a table was still small keeps scanning it sequentially after it has grown,
+	// which made the id = ANY($1) lookups of the worker cost more with every task.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)
