@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,6 +97,23 @@ func (c *Conn) connection() (*amqp.Connection, error) {
 	}
 	c.conn = conn
 	return conn, nil
+}
+
+// ServerMajor returns the major version RabbitMQ reported for the current connection, or 0 when
+// there is no connection or the version is not a number.
+func (c *Conn) ServerMajor() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return 0
+	}
+	version, _ := c.conn.Properties["version"].(string)
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // Close closes the connection, if any, and makes every later call fail with ErrClosed.

@@ -29,6 +29,10 @@ func TestPublishConfirmsAndReportsUnroutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = ch.Close()
+	// The test servers run Debian's RabbitMQ 3.10.
+	if major := conn.ServerMajor(); major != 3 {
+		t.Errorf("ServerMajor = %d, want 3", major)
+	}
 
 	pub := broker.NewPublisher(conn)
 	t.Cleanup(pub.Close)

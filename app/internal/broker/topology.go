@@ -27,6 +27,10 @@ type Topology struct {
 	Queue         string
 	DeliveryLimit int
 	RetryDelays   []time.Duration // ascending
+	// ServerMajor is the RabbitMQ major version. From 4.0 on, quorum queues drop a message after
+	// 20 deliveries unless told otherwise, so the dead-letter and poison queues, whose messages
+	// operators may browse many times, are declared without a limit; 3.x rejects that argument.
+	ServerMajor int
 }
 
 // DeadLetterQueue returns the name of the queue for tasks that exhausted their retries.
@@ -83,8 +87,8 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 			"x-dead-letter-exchange":    "",
 			"x-dead-letter-routing-key": t.PoisonQueue(),
 		})},
-		{t.DeadLetterQueue(), quorum(nil)},
-		{t.PoisonQueue(), quorum(nil)},
+		{t.DeadLetterQueue(), quorum(t.unlimited())},
+		{t.PoisonQueue(), quorum(t.unlimited())},
 	}
 	for _, d := range t.RetryDelays {
 		queues = append(queues, struct {
@@ -105,6 +109,14 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 		}
 	}
 	return nil
+}
+
+// unlimited returns the arguments that lift the default delivery limit of RabbitMQ 4.
+func (t Topology) unlimited() amqp.Table {
+	if t.ServerMajor < 4 {
+		return nil
+	}
+	return amqp.Table{"x-delivery-limit": int64(-1)}
 }
 
 // RetryDelays returns the delay tiers from base to at least maxDelay, each √2 times the previous,

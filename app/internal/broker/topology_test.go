@@ -62,3 +62,13 @@ func TestQueueNames(t *testing.T) {
 		t.Errorf("Queues() (-want +got):\n%s", diff)
 	}
 }
+
+func TestDeadLetterQueuesUnlimitedOnRabbitMQ4(t *testing.T) {
+	t.Parallel()
+	if got := (Topology{ServerMajor: 3}).unlimited(); got != nil {
+		t.Errorf("3.x arguments = %v, want none: 3.x rejects a negative delivery limit", got)
+	}
+	if got := (Topology{ServerMajor: 4}).unlimited()["x-delivery-limit"]; got != int64(-1) {
+		t.Errorf("4.x x-delivery-limit = %v, want -1", got)
+	}
+}

@@ -164,7 +164,9 @@ type MinuteStats struct {
 	Minute time.Time
 	// Submitted counts tasks submitted in the minute.
 	Submitted int64
-	// Succeeded, Failed and Revoked count tasks that reached the state in the minute.
+	// Succeeded and Failed count tasks that reached the state in the minute. Revoked counts
+	// running attempts that a revoke stopped; a task revoked before it started has no attempt and
+	// shows only in the counts by state.
 	Succeeded int64
 	Failed    int64
 	Revoked   int64
@@ -190,27 +192,27 @@ func (s *Store) Throughput(ctx context.Context, minutes int) ([]MinuteStats, err
 	}
 	start := now.Truncate(time.Minute).Add(-time.Duration(minutes-1) * time.Minute)
 
-	// Each subquery reads only its window through an index: finished_at for tasks and attempts,
-	// and the primary key (the UUIDv7 submit time) for submissions.
+	// Each subquery reads only its window through an index: finished_at of the attempts, and the
+	// primary key (the UUIDv7 submit time) for submissions. Outcomes are counted from attempts,
+	// not from tasks.finished_at, because an index on a column of tasks that every outcome
+	// changes would stop those updates from being HOT. A task counts as failed on its last
+	// attempt, and as revoked when a revoke stopped a running attempt.
 	rows, err := s.pool.Query(ctx, `
 		WITH minutes AS (
 			SELECT generate_series($1::timestamptz, $2::timestamptz, interval '1 minute') AS minute
 		), finished AS (
-			SELECT date_bin('1 minute', finished_at, $1::timestamptz) AS minute,
-				count(*) FILTER (WHERE state = 'SUCCESS') AS succeeded,
-				count(*) FILTER (WHERE state = 'FAILURE') AS failed,
-				count(*) FILTER (WHERE state = 'REVOKED') AS revoked,
-				percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
-					FILTER (WHERE state = 'SUCCESS') AS latency_p50,
-				percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
-					FILTER (WHERE state = 'SUCCESS') AS latency_p95
-			FROM tasks WHERE finished_at >= $1
-			GROUP BY 1
-		), attempts AS (
-			SELECT date_bin('1 minute', finished_at, $1::timestamptz) AS minute,
-				percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS runtime_p50,
-				percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)) AS runtime_p95
-			FROM task_attempts WHERE finished_at >= $1
+			SELECT date_bin('1 minute', a.finished_at, $1::timestamptz) AS minute,
+				count(*) FILTER (WHERE a.state = 'SUCCESS') AS succeeded,
+				count(*) FILTER (WHERE a.state = 'FAILURE' AND t.state = 'FAILURE' AND a.attempt = t.attempts) AS failed,
+				count(*) FILTER (WHERE a.state = 'REVOKED') AS revoked,
+				percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.finished_at - t.created_at))
+					FILTER (WHERE a.state = 'SUCCESS') AS latency_p50,
+				percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.finished_at - t.created_at))
+					FILTER (WHERE a.state = 'SUCCESS') AS latency_p95,
+				percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.finished_at - a.started_at)) AS runtime_p50,
+				percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.finished_at - a.started_at)) AS runtime_p95
+			FROM task_attempts a JOIN tasks t ON t.id = a.task_id
+			WHERE a.finished_at >= $1
 			GROUP BY 1
 		), submitted AS (
 			SELECT date_bin('1 minute', created_at, $1::timestamptz) AS minute, count(*) AS submitted
@@ -219,10 +221,9 @@ func (s *Store) Throughput(ctx context.Context, minutes int) ([]MinuteStats, err
 		)
 		SELECT m.minute, coalesce(s.submitted, 0), coalesce(f.succeeded, 0), coalesce(f.failed, 0),
 			coalesce(f.revoked, 0), coalesce(f.latency_p50, 0), coalesce(f.latency_p95, 0),
-			coalesce(a.runtime_p50, 0), coalesce(a.runtime_p95, 0)
+			coalesce(f.runtime_p50, 0), coalesce(f.runtime_p95, 0)
 		FROM minutes m
 		LEFT JOIN finished f USING (minute)
-		LEFT JOIN attempts a USING (minute)
 		LEFT JOIN submitted s USING (minute)
 		ORDER BY m.minute`,
 		start, now.Truncate(time.Minute), uuidV7Floor(start.Add(-time.Minute)))

@@ -209,8 +209,20 @@ func TestThroughputCountsCurrentMinute(t *testing.T) {
 			finishTask(t, st, created.ID, state)
 		}
 	}
-	revoked := mustCreate(t, st, newTask("fib"))
-	if _, err := st.Revoke(ctx, revoked.ID); err != nil {
+	// A revoke counts when it stops a running attempt; the pending task revoked here does not.
+	running := mustCreate(t, st, newTask("fib"))
+	claim, err := st.StartAttempt(ctx, running.ID, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Revoke(ctx, running.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(ctx, store.Outcome{ID: running.ID, Attempt: claim.Attempt, State: task.Revoked, Error: "revoked while running"}); err != nil {
+		t.Fatal(err)
+	}
+	pending := mustCreate(t, st, newTask("fib"))
+	if _, err := st.Revoke(ctx, pending.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -235,7 +247,7 @@ func TestThroughputCountsCurrentMinute(t *testing.T) {
 		sum.Failed += m.Failed
 		sum.Revoked += m.Revoked
 	}
-	want := store.MinuteStats{Submitted: 5, Succeeded: 2, Failed: 1, Revoked: 1}
+	want := store.MinuteStats{Submitted: 6, Succeeded: 2, Failed: 1, Revoked: 1}
 	if diff := cmp.Diff(want, sum); diff != "" {
 		t.Errorf("counts of the last two minutes (-want +got):\n%s", diff)
 	}

@@ -93,16 +93,22 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
-		var current int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
+		// Each version is applied once, even one numbered below a version already applied, so
+		// migrations added on different branches cannot be skipped.
+		rows, err := tx.Query(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
+			return fmt.Errorf("read schema versions: %w", err)
+		}
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return fmt.Errorf("read schema versions: %w", err)
 		}
 		for _, file := range files {
 			version, err := migrationVersion(file)
 			if err != nil {
 				return err
 			}
-			if version <= current {
+			if slices.Contains(applied, version) {
 				continue
 			}
 			sql, err := migrations.ReadFile(file)

@@ -303,7 +303,9 @@ func (w *Worker) consume(ctx, hardCtx context.Context) error {
 		return err
 	}
 	defer ch.Close()
-	if err := w.topology.Declare(ch); err != nil {
+	topology := w.topology
+	topology.ServerMajor = w.conn.ServerMajor()
+	if err := topology.Declare(ch); err != nil {
 		return err
 	}
 	if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
