@@ -2,7 +2,7 @@
 
 SERVICES_DIR ?= .run/services
 
-.PHONY: run test bench services-up services-down fmt lint clean
+.PHONY: run test bench services-up services-down cluster cluster-delete fmt clean
 
 ## run: start RabbitMQ, PostgreSQL, one api and two workers on loopback and submit a sample batch
 run:
@@ -25,6 +25,14 @@ services-up:
 services-down:
 	scripts/services stop $(SERVICES_DIR)
 
+## cluster: create the kind cluster of the dev stack with a local registry on localhost:5001
+cluster:
+	scripts/kind-cluster create
+
+## cluster-delete: delete that cluster and its registry
+cluster-delete:
+	scripts/kind-cluster delete
+
 fmt:
 	gofmt -w app infra
 
@@ -33,3 +41,4 @@ clean:
 
 -include infra/infra.mk
 -include app/internal/image/image.mk
+-include infra/clustertest/cluster.mk

@@ -55,10 +55,15 @@ func loadConfig(env *envconfig.Reader) (config, error) {
 				Base: env.Duration("RETRY_BASE_DELAY", time.Second, 10*time.Millisecond, time.Hour),
 				Max:  env.Duration("RETRY_MAX_DELAY", 5*time.Minute, 10*time.Millisecond, 24*time.Hour),
 			},
-			DeliveryLimit: env.Int("DELIVERY_LIMIT", 10, 1, 1000),
+			DeliveryLimit:     env.Int("DELIVERY_LIMIT", 10, 1, 1000),
+			HeartbeatInterval: env.Duration("WORKER_HEARTBEAT_INTERVAL", 5*time.Second, 100*time.Millisecond, 10*time.Minute),
+			StartedAfter:      env.Duration("WORKER_STARTED_AFTER", 50*time.Millisecond, 0, time.Hour),
 		},
 	}
 	c.DBMaxConns = env.Int("DB_MAX_CONNS", concurrency+4, 2, 1000)
+	if c.Worker.StartedAfter == 0 {
+		c.Worker.StartedAfter = -1 // 0 asks for every attempt to be marked at once
+	}
 	if c.Worker.Retry.Max < c.Worker.Retry.Base {
 		return c, fmt.Errorf("invalid setting RETRY_MAX_DELAY: %s is shorter than RETRY_BASE_DELAY %s",
 			c.Worker.Retry.Max, c.Worker.Retry.Base)
@@ -82,6 +87,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("retry_base_delay", w.Retry.Base.String()),
 		slog.String("retry_max_delay", w.Retry.Max.String()),
 		slog.Int("delivery_limit", w.DeliveryLimit),
+		slog.String("heartbeat_interval", w.HeartbeatInterval.String()),
+		slog.String("started_after", w.StartedAfter.String()),
 	)
 }
 
