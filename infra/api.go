@@ -48,11 +48,16 @@ func NewAPI(ctx *pulumi.Context, name string, args *APIArgs, opts ...pulumi.Reso
 		secretEnv("API_TOKEN", secretTokens, keyAPIToken),
 	}
 	spec := podSpec{
-		Component:     componentAPI,
-		Tier:          tier,
-		Image:         args.Image,
-		Ports:         []namedPort{{"http", portAPI}},
-		Env:           append(env, connectionEnv()...),
+		Component: componentAPI,
+		Tier:      tier,
+		Image:     args.Image,
+		Ports:     []namedPort{{"http", portAPI}},
+		Env:       append(env, connectionEnv()...),
+		// The api resolves DEFAULT_MAX_RETRIES of the retry policy when it accepts a task, so it
+		// reads the same ConfigMap as the worker and ignores the worker's other settings.
+		EnvFrom: corev1.EnvFromSourceArray{
+			corev1.EnvFromSourceArgs{ConfigMapRef: &corev1.ConfigMapEnvSourceArgs{Name: pulumi.String(workerConfigMap)}},
+		},
 		Resources:     cfg.API.Resources,
 		QoSClass:      cfg.API.QoSClass,
 		Liveness:      httpProbe("/api/healthz", "http", 10, 3),

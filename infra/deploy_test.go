@@ -558,6 +558,11 @@ func TestWorkerConfigMap(t *testing.T) {
 	if got := dig(c, "envFrom", 0, "configMapRef", "name"); got != workerConfigMap {
 		t.Errorf("worker envFrom = %v, want %s", got, workerConfigMap)
 	}
+	// The api applies DEFAULT_MAX_RETRIES when it accepts a task.
+	apiContainer := dig(d.object(t, typeDeployment, "api").Inputs, "spec", "template", "spec", "containers", 0)
+	if got := dig(apiContainer, "envFrom", 0, "configMapRef", "name"); got != workerConfigMap {
+		t.Errorf("api envFrom = %v, want %s", got, workerConfigMap)
+	}
 	if got := dig(envByName(c)["WORKER_NAME"], "valueFrom", "fieldRef", "fieldPath"); got != "metadata.name" {
 		t.Errorf("WORKER_NAME source = %v, want the pod name", got)
 	}

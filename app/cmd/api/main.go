@@ -34,6 +34,7 @@ type config struct {
 	RabbitMQURL     logging.SecretURL
 	Queue           string
 	MaxBodyBytes    int
+	MaxRetries      int
 	Token           string
 	DBMaxConns      int
 	RelayBatch      int
@@ -49,6 +50,7 @@ func loadConfig(env *envconfig.Reader) (config, error) {
 		RabbitMQURL:     logging.SecretURL(env.URL("RABBITMQ_URL", "amqp", "amqps")),
 		Queue:           env.String("TASK_QUEUE", "tasks"),
 		MaxBodyBytes:    env.Int("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20),
+		MaxRetries:      env.Int("DEFAULT_MAX_RETRIES", task.DefaultMaxRetries, 0, 100),
 		Token:           env.String("API_TOKEN", ""),
 		DBMaxConns:      env.Int("DB_MAX_CONNS", 20, 2, 1000),
 		RelayBatch:      env.Int("RELAY_BATCH_SIZE", 100, 1, 10000),
@@ -67,6 +69,7 @@ func (c config) LogValue() slog.Value {
 		slog.Any("rabbitmq_url", c.RabbitMQURL),
 		slog.String("queue", c.Queue),
 		slog.Int("max_body_bytes", c.MaxBodyBytes),
+		slog.Int("default_max_retries", c.MaxRetries),
 		slog.Bool("token_set", c.Token != ""),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("relay_batch_size", c.RelayBatch),
@@ -127,7 +130,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	// HTTP server.
 	registry := task.NewRegistry()
 	builtin.Register(registry)
-	handler := api.New(api.Config{Queue: cfg.Queue, MaxBodyBytes: int64(cfg.MaxBodyBytes), Token: cfg.Token},
+	handler := api.New(api.Config{Queue: cfg.Queue, MaxBodyBytes: int64(cfg.MaxBodyBytes), Token: cfg.Token,
+		DefaultMaxRetries: &cfg.MaxRetries},
 		api.Deps{Store: st, Registry: registry, Broker: conn, Relay: rel, Commands: event.NewCommands(conn, pub),
 			Log: log, Registerer: reg, Gatherer: reg})
 	srv := &http.Server{

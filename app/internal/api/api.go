@@ -71,6 +71,9 @@ type Config struct {
 	Queue string
 	// MaxBodyBytes is the largest accepted request body; larger bodies get 413.
 	MaxBodyBytes int64
+	// DefaultMaxRetries, when set, replaces the registry's default retry count for tasks whose
+	// definition does not set one.
+	DefaultMaxRetries *int
 	// Token, when set, is required as "Authorization: Bearer <token>" on /api/tasks routes.
 	// Health, readiness and metrics stay open for probes and scrapers.
 	Token string

@@ -184,6 +184,20 @@ func TestSubmitAndGet(t *testing.T) {
 	}
 }
 
+func TestDefaultMaxRetriesSetting(t *testing.T) {
+	t.Parallel()
+	one := 1
+	s := startAPI(t, api.Config{DefaultMaxRetries: &one})
+	got := do(t, "POST", s.URL+"/api/tasks", `{"task":"fib","args":{"n":1}}`, nil)
+	if got.body["max_retries"] != 1.0 {
+		t.Errorf("max_retries = %v, want the configured default 1", got.body["max_retries"])
+	}
+	explicit := do(t, "POST", s.URL+"/api/tasks", `{"task":"fib","args":{"n":1},"max_retries":5}`, nil)
+	if explicit.body["max_retries"] != 5.0 {
+		t.Errorf("max_retries = %v, want the requested 5", explicit.body["max_retries"])
+	}
+}
+
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	s := startAPI(t, api.Config{})

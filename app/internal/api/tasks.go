@@ -182,6 +182,9 @@ func (s *Server) newTask(req submitRequest) (store.NewTask, error) {
 		return store.NewTask{}, err // a *task.UnknownTaskError or a *task.FieldError
 	}
 	info, _ := s.registry.Info(req.Task)
+	if info.DefaultRetries && s.cfg.DefaultMaxRetries != nil {
+		info.MaxRetries = *s.cfg.DefaultMaxRetries
+	}
 
 	nt := store.NewTask{
 		ID: uuid.Must(uuid.NewV7()), Name: req.Task, Args: args, Queue: s.cfg.Queue,

@@ -55,6 +55,9 @@ type Info struct {
 	Timeout time.Duration
 	// MaxRetries is the default number of retries after the first attempt.
 	MaxRetries int
+	// DefaultRetries is true when the definition left MaxRetries to DefaultMaxRetries, so a
+	// deployment-wide default may replace it.
+	DefaultRetries bool
 }
 
 // Registry maps task names to typed handlers. Its methods are safe for concurrent use, including
@@ -93,7 +96,7 @@ func Register[A Args](r *Registry, d Definition[A]) {
 		info.Timeout = DefaultTimeout
 	}
 	if info.MaxRetries < 0 {
-		info.MaxRetries = DefaultMaxRetries
+		info.MaxRetries, info.DefaultRetries = DefaultMaxRetries, true
 	}
 
 	schema := schemaOf(reflect.TypeFor[A]())

@@ -664,7 +664,7 @@ func TestRegisterDefaults(t *testing.T) {
 		name string
 		want Info
 	}{
-		{name: "defaults", want: Info{Name: "defaults", Description: "d", Timeout: DefaultTimeout, MaxRetries: DefaultMaxRetries}},
+		{name: "defaults", want: Info{Name: "defaults", Description: "d", Timeout: DefaultTimeout, MaxRetries: DefaultMaxRetries, DefaultRetries: true}},
 		{name: "zero", want: Info{Name: "zero", Timeout: DefaultTimeout, MaxRetries: 0}},
 		{name: "explicit", want: Info{Name: "explicit", Timeout: time.Second, MaxRetries: 7}},
 	}
