@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -76,8 +78,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Binaries.
 	bin := filepath.Join(cfg.StateDir, "bin")
-	d.step("building the api and the worker")
-	for _, name := range []string{"api", "worker"} {
+	d.step("building the api, the worker and the monitor")
+	for _, name := range []string{"api", "worker", "monitor"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./app/cmd/"+name)
 		cmd.Dir = cfg.Root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -104,9 +106,20 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	monitorAddr := freeAddr("127.0.0.1:5555")
+	adminToken := randomToken()
+	monitorEnv := append(base, "HTTP_ADDR="+monitorAddr, "RABBITMQ_MANAGEMENT_URL="+env["RABBITMQ_MANAGEMENT_URL"],
+		"MONITOR_ADMIN_TOKEN="+adminToken, "MONITOR_READ_TOKEN="+randomToken())
+	if err := d.startProcess("monitor", filepath.Join(bin, "monitor"), monitorEnv); err != nil {
+		return err
+	}
 	apiURL := "http://" + apiAddr
 	if err := waitReady(ctx, apiURL+"/api/readyz", 60*time.Second); err != nil {
 		return fmt.Errorf("wait for the api: %w (see %s)", err, d.logPath("api"))
+	}
+	monitorURL := "http://" + monitorAddr + "/flower/"
+	if err := waitReady(ctx, "http://"+monitorAddr+"/flower/healthz", 60*time.Second); err != nil {
+		return fmt.Errorf("wait for the monitor: %w (see %s)", err, d.logPath("monitor"))
 	}
 
 	// The batch.
@@ -115,6 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	d.monitorURL, d.adminToken = monitorURL, adminToken
 	d.report(results, apiURL, env)
 	if bad := unexpected(results); bad != nil {
 		return bad
@@ -152,6 +166,8 @@ type demo struct {
 	out         io.Writer
 	procs       []*exec.Cmd
 	servicesDir string
+	monitorURL  string
+	adminToken  string
 }
 
 func (d *demo) step(msg string) {
@@ -240,6 +256,13 @@ func (d *demo) stopAll() {
 	}
 }
 
+// randomToken returns 32 random hex characters for a monitor token.
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // freeAddr returns preferred if it can be listened on, otherwise a free loopback address.
 func freeAddr(preferred string) string {
 	if preferred != "" {
@@ -295,6 +318,7 @@ func (d *demo) report(results []result, apiURL string, env map[string]string) {
 	fmt.Fprintf(d.out, "  tasks       %s/api/tasks\n", apiURL)
 	fmt.Fprintf(d.out, "  readiness   %s/api/readyz\n", apiURL)
 	fmt.Fprintf(d.out, "  metrics     %s/metrics\n", apiURL)
+	fmt.Fprintf(d.out, "  monitor     %s (sign in with any user name and the admin token %s)\n", d.monitorURL, d.adminToken)
 	fmt.Fprintf(d.out, "  rabbitmq    %s (management UI; user and password are in the URL)\n", env["RABBITMQ_MANAGEMENT_URL"])
 	fmt.Fprintf(d.out, "  postgres    %s\n", logging.Redact(env["DATABASE_URL"]))
 	fmt.Fprintf(d.out, "  logs        %s\n", filepath.Join(d.cfg.StateDir, "logs"))

@@ -38,6 +38,7 @@ func TestRunOnce(t *testing.T) {
 		`csvstats\s+SUCCESS`,
 		`csvstats, malformed\s+FAILURE\s+1\s+error: line 3, column "amount": "lots" is not a number`,
 		`tasks\s+http://127\.0\.0\.1:\d+/api/tasks`,
+		`monitor\s+http://127\.0\.0\.1:\d+/flower/ \(sign in with any user name and the admin token [0-9a-f]{32}\)`,
 		`stopping RabbitMQ and PostgreSQL`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out.String()) {
