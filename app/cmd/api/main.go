@@ -8,13 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/taskflow-dev/taskflow/app/internal/api"
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
@@ -23,7 +17,7 @@ import (
 	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/logging"
 	"github.com/taskflow-dev/taskflow/app/internal/relay"
-	"github.com/taskflow-dev/taskflow/app/internal/store"
+	"github.com/taskflow-dev/taskflow/app/internal/service"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
 
@@ -79,36 +73,18 @@ func (c config) LogValue() slog.Value {
 }
 
 func main() {
-	cfg, err := loadConfig(envconfig.FromEnv())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "api: %v\n", err)
-		os.Exit(2)
-	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, "api")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "api: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("api stopped", "err", err)
-		os.Exit(1)
-	}
+	service.Main("api", loadConfig, func(c config) string { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.InfoContext(ctx, "api starting", "config", cfg)
 
 	// Database: connect and migrate before serving.
-	st, err := store.Open(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
+	st, err := service.OpenStore(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
 
 	// Broker: connects lazily, so the api starts and accepts tasks while RabbitMQ is down.
 	conn := broker.NewConn(string(cfg.RabbitMQURL), "taskflow-api", log)
@@ -117,8 +93,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer pub.Close()
 
 	// Outbox relay.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.Metrics()
 	rel := relay.New(relay.Config{BatchSize: cfg.RelayBatch, PollInterval: cfg.RelayPoll}, st, pub, log, reg)
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})

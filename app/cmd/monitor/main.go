@@ -9,20 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/taskflow-dev/taskflow/app/internal/broker"
 	"github.com/taskflow-dev/taskflow/app/internal/envconfig"
 	"github.com/taskflow-dev/taskflow/app/internal/event"
 	"github.com/taskflow-dev/taskflow/app/internal/logging"
 	"github.com/taskflow-dev/taskflow/app/internal/monitor"
-	"github.com/taskflow-dev/taskflow/app/internal/store"
+	"github.com/taskflow-dev/taskflow/app/internal/service"
 )
 
 // config is everything the monitor reads from the environment.
@@ -91,36 +85,18 @@ func (c config) LogValue() slog.Value {
 }
 
 func main() {
-	cfg, err := loadConfig(envconfig.FromEnv())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "monitor: %v\n", err)
-		os.Exit(2)
-	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, "monitor")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "monitor: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("monitor stopped", "err", err)
-		os.Exit(1)
-	}
+	service.Main("monitor", loadConfig, func(c config) string { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.InfoContext(ctx, "monitor starting", "config", cfg)
 
 	// PostgreSQL: the monitor migrates too, so it can start first on an empty database.
-	st, err := store.Open(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
+	st, err := service.OpenStore(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
 
 	// RabbitMQ: connects lazily, so the monitor serves the task history while the broker is down.
 	conn := broker.NewConn(string(cfg.RabbitMQURL), "taskflow-monitor", log)
@@ -132,8 +108,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("invalid setting RABBITMQ_MANAGEMENT_URL: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.Metrics()
 	mon, err := monitor.New(cfg.Monitor, monitor.Deps{
 		Store: st, Broker: conn, Queues: mgmt, Commands: event.NewCommands(conn, pub),
 		Log: log, Registerer: reg, Gatherer: reg,

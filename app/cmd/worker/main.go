@@ -9,12 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/taskflow-dev/taskflow/app/internal/backoff"
@@ -22,7 +19,7 @@ import (
 	"github.com/taskflow-dev/taskflow/app/internal/builtin"
 	"github.com/taskflow-dev/taskflow/app/internal/envconfig"
 	"github.com/taskflow-dev/taskflow/app/internal/logging"
-	"github.com/taskflow-dev/taskflow/app/internal/store"
+	"github.com/taskflow-dev/taskflow/app/internal/service"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 	"github.com/taskflow-dev/taskflow/app/internal/worker"
 )
@@ -93,35 +90,17 @@ func (c config) LogValue() slog.Value {
 }
 
 func main() {
-	cfg, err := loadConfig(envconfig.FromEnv())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "worker: %v\n", err)
-		os.Exit(2)
-	}
-	log, err := logging.New(os.Stderr, cfg.LogLevel, "worker")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "worker: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
-		log.Error("worker stopped", "err", err)
-		os.Exit(1)
-	}
+	service.Main("worker", loadConfig, func(c config) string { return c.LogLevel }, run)
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.InfoContext(ctx, "worker starting", "config", cfg)
 
-	st, err := store.Open(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
+	st, err := service.OpenStore(ctx, string(cfg.DatabaseURL), cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
 
 	conn := broker.NewConn(string(cfg.RabbitMQURL), "taskflow-worker-"+cfg.Worker.Name, log)
 	defer conn.Close()
@@ -130,8 +109,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	registry := task.NewRegistry()
 	builtin.Register(registry)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.Metrics()
 	w := worker.New(cfg.Worker, conn, pub, st, registry, log, reg)
 
 	srv := &http.Server{
