@@ -146,24 +146,8 @@ func runBaseline(ctx context.Context, cfg Config, consumers int) (Measurement, e
 	}
 	cancel()
 
-	rows, err := pool.Query(ctx, `SELECT published_at, inserted_at FROM baseline`)
+	latencies, last, err := readTimings(ctx, pool, `SELECT published_at, inserted_at FROM baseline`)
 	if err != nil {
-		return Measurement{}, err
-	}
-	defer rows.Close()
-	var latencies []time.Duration
-	var last time.Time
-	for rows.Next() {
-		var published, insertedAt time.Time
-		if err := rows.Scan(&published, &insertedAt); err != nil {
-			return Measurement{}, err
-		}
-		latencies = append(latencies, insertedAt.Sub(published))
-		if insertedAt.After(last) {
-			last = insertedAt
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return Measurement{}, err
 	}
 	return summarize("baseline", consumers, last.Sub(start), latencies), nil

@@ -112,6 +112,30 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[max(rank, 0)]
 }
 
+// querier is the part of a pgx connection or pool that readTimings uses.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readTimings runs query, which selects a start and an end time per task, and returns each
+// task's latency and the latest end.
+func readTimings(ctx context.Context, db querier, query string) ([]time.Duration, time.Time, error) {
+	rows, err := db.Query(ctx, query)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var latencies []time.Duration
+	var last, start, end time.Time
+	_, err = pgx.ForEachRow(rows, []any{&start, &end}, func() error {
+		latencies = append(latencies, end.Sub(start))
+		if end.After(last) {
+			last = end
+		}
+		return nil
+	})
+	return latencies, last, err
+}
+
 // checkpoint asks PostgreSQL to flush its dirty pages, so that each measurement starts in the same
 // state: after a checkpoint, the first change to each page writes the whole page to the WAL. It
 // needs superuser rights, which the servers of scripts/bench grant; elsewhere it is skipped.

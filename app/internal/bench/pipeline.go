@@ -90,24 +90,8 @@ func runPipeline(ctx context.Context, cfg Config, workers int) (Measurement, err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	rows, err := db.Query(ctx, `SELECT created_at, finished_at FROM tasks`)
+	latencies, last, err := readTimings(ctx, db, `SELECT created_at, finished_at FROM tasks`)
 	if err != nil {
-		return Measurement{}, err
-	}
-	defer rows.Close()
-	var latencies []time.Duration
-	var last time.Time
-	for rows.Next() {
-		var created, finished time.Time
-		if err := rows.Scan(&created, &finished); err != nil {
-			return Measurement{}, err
-		}
-		latencies = append(latencies, finished.Sub(created))
-		if finished.After(last) {
-			last = finished
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return Measurement{}, err
 	}
 	return summarize("pipeline", workers, last.Sub(start), latencies), nil
