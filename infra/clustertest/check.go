@@ -10,8 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // hostnameTopologyKey is the node label that gives every node its own topology domain.
@@ -290,6 +288,10 @@ func checkDigestRef(ref, repository string) error {
 type previewResult struct {
 	Steps         []previewStep  `json:"steps"`
 	ChangeSummary map[string]int `json:"changeSummary"`
+	Diagnostics   []struct {
+		Message  string `json:"message"`
+		Severity string `json:"severity"`
+	} `json:"diagnostics"`
 }
 
 // previewStep is one planned step of a preview.
@@ -365,13 +367,33 @@ func checkOneChange(p previewResult, resourceType, name string, paths []string, 
 	if s.Op != "update" || s.resourceType() != resourceType || s.resourceName() != name {
 		return fmt.Errorf("preview plans %v, want update %s %s", s, resourceType, name)
 	}
-	if diff := cmp.Diff(paths, s.changedPaths()); diff != "" {
-		return fmt.Errorf("changed paths of %s %s (-want +got):\n%s", resourceType, name, diff)
+	if got := s.changedPaths(); !slices.Equal(got, paths) {
+		return fmt.Errorf("%s %s changes %v, want %v", resourceType, name, got, paths)
 	}
 	if diffs := subsetDiff("inputs", inputs, s.NewState.Inputs); len(diffs) > 0 {
 		return fmt.Errorf("new inputs of %s %s: %s", resourceType, name, strings.Join(diffs, "; "))
 	}
 	return nil
+}
+
+// checkSameSet fails when got and want, lists of names, differ as sets, and
+// names the missing and the unexpected entries.
+func checkSameSet(what string, want, got []string) error {
+	var missing, unexpected []string
+	for _, name := range want {
+		if !slices.Contains(got, name) {
+			missing = append(missing, name)
+		}
+	}
+	for _, name := range got {
+		if !slices.Contains(want, name) {
+			unexpected = append(unexpected, name)
+		}
+	}
+	if len(missing) == 0 && len(unexpected) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: missing %v, unexpected %v", what, missing, unexpected)
 }
 
 // nodesByName indexes nodes by name.
@@ -381,4 +403,33 @@ func nodesByName(nodes []node) map[string]node {
 		byName[n.Metadata.Name] = n
 	}
 	return byName
+}
+
+// errorMessages returns the first distinct messages after "error: " in
+// output, joined by "; ", or the last lines of output when it has none.
+// Pulumi prints an error on each resource's progress line and again in its
+// summary, and kubectl prefixes its errors with "error: " or "Error from server".
+func errorMessages(output string) string {
+	const limit = 4
+	var messages, lines []string
+	for _, line := range strings.Split(output, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		lines = append(lines, line)
+		message := ""
+		if _, after, ok := strings.Cut(line, "error: "); ok {
+			message = strings.TrimSpace(after)
+		} else if strings.HasPrefix(line, "Error from server") {
+			message = line
+		}
+		if message != "" && !slices.Contains(messages, message) && len(messages) < limit {
+			messages = append(messages, message)
+		}
+	}
+	if len(messages) == 0 {
+		messages = lines[max(0, len(lines)-limit):]
+	}
+	return strings.Join(messages, "; ")
 }

@@ -479,7 +479,7 @@ func TestCheckOneChange(t *testing.T) {
 			preview: strings.Replace(previewJSON, "%s", "", 1),
 			paths:   []string{"spec.minReplicaCount"},
 			inputs:  newMax,
-			wantErr: "changed paths of " + scaledObject + " worker-scaledobject (-want +got)",
+			wantErr: scaledObject + " worker-scaledobject changes [spec.maxReplicaCount], want [spec.minReplicaCount]",
 		},
 		{
 			name:    "other value",
@@ -494,6 +494,26 @@ func TestCheckOneChange(t *testing.T) {
 			t.Parallel()
 			p := decodePreview(t, tt.preview)
 			checkError(t, checkOneChange(p, scaledObject, "worker-scaledobject", tt.paths, tt.inputs), tt.wantErr)
+		})
+	}
+}
+
+func TestCheckSameSet(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		got     []string
+		wantErr string
+	}{
+		{name: "same order", got: []string{"a", "b", "c"}},
+		{name: "other order", got: []string{"c", "a", "b"}},
+		{name: "one renamed", got: []string{"a", "b", "x"}, wantErr: "policies: missing [c], unexpected [x]"},
+		{name: "one missing", got: []string{"a", "b"}, wantErr: "policies: missing [c], unexpected []"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			checkError(t, checkSameSet("policies", []string{"a", "b", "c"}, tt.got), tt.wantErr)
 		})
 	}
 }
@@ -520,6 +540,42 @@ func TestCheckNoChanges(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			checkError(t, checkNoChanges(decodePreview(t, tt.preview)), tt.wantErr)
+		})
+	}
+}
+
+func TestErrorMessages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		output string
+		want   string
+	}{
+		{
+			name: "pulumi progress and summary",
+			output: "warning: using pulumi-language-go from $PATH\n" +
+				" +  kubernetes:keda.sh/v1alpha1:ScaledObject worker creating (0s) error: .spec.bogus: field not declared in schema\n" +
+				" +  pulumi:pulumi:Stack taskflow-dev creating (23s) error: update failed\n" +
+				"    error: .spec.bogus: field not declared in schema\n",
+			want: ".spec.bogus: field not declared in schema; update failed",
+		},
+		{
+			name:   "kubectl server error",
+			output: `Error from server (NotFound): namespaces "workflow" not found` + "\n",
+			want:   `Error from server (NotFound): namespaces "workflow" not found`,
+		},
+		{
+			name:   "no error line",
+			output: "one\ntwo\n\nthree\nfour\nfive\n",
+			want:   "two; three; four; five",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := errorMessages(tt.output); got != tt.want {
+				t.Errorf("errorMessages() = %q, want %q", got, tt.want)
+			}
 		})
 	}
 }

@@ -4,8 +4,10 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +166,36 @@ func (h *harness) waitForPods(ctx context.Context) ([]pod, error) {
 		// A pod of no tier, such as a leftover, also keeps the wait going.
 		return done && len(pods.Items) == podCount(), strings.Join(status, ", "), nil
 	})
-	return pods.Items, err
+	if err != nil {
+		return nil, errors.Join(err, h.warnings(ctx))
+	}
+	return pods.Items, nil
+}
+
+// warnings returns the namespace's first distinct Warning events as an
+// error, such as a pod that Pod Security rejected or that no node fits, or
+// nil when there are none.
+func (h *harness) warnings(ctx context.Context) error {
+	const limit = 5
+	var events list[event]
+	if err := h.get(ctx, &events, "events", "-n", namespace); err != nil {
+		return err
+	}
+	var lines []string
+	for _, e := range events.Items {
+		line := fmt.Sprintf("%s %s: %s: %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		if e.Type == "Warning" && !slices.Contains(lines, line) {
+			lines = append(lines, line)
+		}
+	}
+	switch {
+	case len(lines) == 0:
+		return nil
+	case len(lines) > limit:
+		return fmt.Errorf("warning events: %s; and %d more", strings.Join(lines[:limit], "; "), len(lines)-limit)
+	default:
+		return fmt.Errorf("warning events: %s", strings.Join(lines, "; "))
+	}
 }
 
 // podCount returns the number of pods the tiers declare.

@@ -224,7 +224,7 @@ func randomHex(t *testing.T, n int) string {
 // run runs the tool named name from the bin directory in the project
 // directory, with stdin as its input when not nil, and returns its stdout.
 // With a logName, it writes the command, stdout and stderr to
-// logs/<logName>.log. The error carries the end of stderr.
+// logs/<logName>.log. The error carries the tool's error messages.
 func (h *harness) run(ctx context.Context, logName string, stdin []byte, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
@@ -249,7 +249,7 @@ func (h *harness) run(ctx context.Context, logName string, stdin []byte, name st
 		}
 	}
 	if err != nil {
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", command, err, lastLines(stderr.String(), 6))
+		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", command, err, errorMessages(stdout.String()+"\n"+stderr.String()))
 	}
 	return stdout.Bytes(), nil
 }
@@ -286,7 +286,17 @@ func (h *harness) preview(ctx context.Context, logName string, flags ...string) 
 	if err := json.Unmarshal(stdout, &p); err != nil {
 		return previewResult{}, errors.Join(runErr, fmt.Errorf("decode preview output: %w", err))
 	}
-	return p, runErr
+	if runErr != nil {
+		// The JSON carries the messages that the text output would print.
+		var messages []string
+		for _, d := range p.Diagnostics {
+			if d.Severity == "error" {
+				messages = append(messages, strings.TrimSpace(d.Message))
+			}
+		}
+		return p, fmt.Errorf("%w: %s", runErr, strings.Join(messages, "; "))
+	}
+	return p, nil
 }
 
 // stackConfig is the part of the stack settings file the checks read.
@@ -339,18 +349,4 @@ func waitFor(ctx context.Context, timeout time.Duration, probe func() (done bool
 		case <-ticker.C:
 		}
 	}
-}
-
-// lastLines returns the last n non-empty lines of text, joined by "; ".
-func lastLines(text string, n int) string {
-	var lines []string
-	for _, line := range strings.Split(text, "\n") {
-		if strings.TrimSpace(line) != "" {
-			lines = append(lines, strings.TrimSpace(line))
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "; ")
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
 )
 
@@ -177,12 +179,6 @@ func (h *harness) checkClusterScopedGone(ctx context.Context) error {
 	return errors.Join(append(errs, err)...)
 }
 
-// nodeState is the part of a node that the stack patches.
-type nodeState struct {
-	Labels map[string]string
-	Taints []taint
-}
-
 // checkNodesRestored checks that every node has the labels and taints it
 // had before `pulumi up`.
 func (h *harness) checkNodesRestored(ctx context.Context, before []node) error {
@@ -190,17 +186,20 @@ func (h *harness) checkNodesRestored(ctx context.Context, before []node) error {
 	if err := h.get(ctx, &after, "nodes"); err != nil {
 		return err
 	}
-	states := func(nodes []node) map[string]nodeState {
-		out := map[string]nodeState{}
-		for _, n := range nodes {
-			out[n.Metadata.Name] = nodeState{Labels: n.Metadata.Labels, Taints: n.Spec.Taints}
+	var errs []error
+	now := nodesByName(after.Items)
+	for _, old := range before {
+		n, ok := now[old.Metadata.Name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("node %s is gone", old.Metadata.Name))
+		case !maps.Equal(n.Metadata.Labels, old.Metadata.Labels):
+			errs = append(errs, fmt.Errorf("node %s has labels %v, before up %v", old.Metadata.Name, n.Metadata.Labels, old.Metadata.Labels))
+		case !cmp.Equal(n.Spec.Taints, old.Spec.Taints, cmpopts.EquateEmpty()):
+			errs = append(errs, fmt.Errorf("node %s has taints %v, before up %v", old.Metadata.Name, n.Spec.Taints, old.Spec.Taints))
 		}
-		return out
 	}
-	if diff := cmp.Diff(states(before), states(after.Items)); diff != "" {
-		return fmt.Errorf("nodes before up and after destroy (-before +after):\n%s", diff)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkNoLabelledObjects lists every resource type the API server serves,
