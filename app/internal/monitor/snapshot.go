@@ -1,8 +1,11 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/taskflow-dev/taskflow/app/internal/store"
@@ -13,8 +16,9 @@ import (
 // the live fragments and the metrics all show the latest Snapshot.
 type Snapshot struct {
 	At time.Time `json:"at"`
-	// Queues are the work queue's topology queues, sorted by name. QueuesError is set instead
-	// when the management API could not be read.
+	// Queues are the work queue's topology queues: the work queue, the dead-letter and poison
+	// queues, then the delay queues from the shortest delay. QueuesError is set instead when the
+	// management API could not be read.
 	Queues      []QueueInfo `json:"queues"`
 	QueuesError string      `json:"queues_error,omitempty"`
 	// States are the task counts by state in lifecycle order, Counts by name and state.
@@ -96,6 +100,30 @@ func (m *Monitor) refresh(ctx context.Context, force bool) *Snapshot {
 	return s
 }
 
+// sortQueues orders queues for display: the work queue, the dead-letter and poison queues, then
+// the delay queues from the shortest delay.
+func sortQueues(queues []QueueInfo) {
+	slices.SortStableFunc(queues, func(a, b QueueInfo) int {
+		return cmp.Or(cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)),
+			cmp.Compare(delayMillis(a.Name), delayMillis(b.Name)), strings.Compare(a.Name, b.Name))
+	})
+}
+
+// kindOrder ranks queue roles for display: the work queue first, delay queues last.
+func kindOrder(kind string) int {
+	return slices.Index([]string{"work", "dead_letter", "poison", "other", "delay"}, kind)
+}
+
+// delayMillis returns the delay of a queue named like "tasks.delay.1500ms", or 0.
+func delayMillis(name string) int {
+	_, suffix, ok := strings.Cut(name, ".delay.")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSuffix(suffix, "ms"))
+	return n
+}
+
 // read builds a snapshot. Failures are recorded in the snapshot and logged, not returned, so a
 // broken management API still leaves the task figures visible and the other way round.
 func (m *Monitor) read(ctx context.Context) *Snapshot {
@@ -111,6 +139,7 @@ func (m *Monitor) read(ctx context.Context) *Snapshot {
 	for _, q := range queues {
 		s.Queues = append(s.Queues, QueueInfo{QueueStats: q, Kind: m.queueKind(q.Name), Paused: slices.Contains(paused, q.Name)})
 	}
+	sortQueues(s.Queues)
 
 	counts, countErr := m.store.CountTasks(ctx)
 	stats, statsErr := m.store.Throughput(ctx, m.cfg.ChartMinutes)
