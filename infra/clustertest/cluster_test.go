@@ -70,21 +70,26 @@ func TestCluster(t *testing.T) {
 	}
 	r.check("preview pushes no image", h.checkPreviewPushesNothing(ctx))
 
+	destroyed := false
+	t.Cleanup(func() {
+		if destroyed {
+			return
+		}
+		// The test stopped early, perhaps in the middle of `up`. Keep the
+		// objects for inspection, then leave the cluster as it was.
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+		defer cancel()
+		if err := h.writeObjects(ctx); err != nil {
+			t.Logf("write live objects: %v", err)
+		}
+		if _, err := h.pulumi(ctx, "destroy-cleanup", "destroy", "--yes", "--skip-preview"); err != nil {
+			t.Errorf("destroy after a failed test: %v", err)
+		}
+	})
 	_, err = h.pulumi(ctx, "up", "up", "--yes", "--skip-preview")
 	if !r.check("pulumi up applies the stack", err) {
 		return
 	}
-	destroyed := false
-	t.Cleanup(func() {
-		if !destroyed {
-			// The test stopped early; leave the cluster as it found it.
-			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-			defer cancel()
-			if _, err := h.pulumi(ctx, "destroy-cleanup", "destroy", "--yes", "--skip-preview"); err != nil {
-				t.Errorf("destroy after a failed test: %v", err)
-			}
-		}
-	})
 
 	// Live objects.
 	pods, err := h.waitForPods(ctx)
