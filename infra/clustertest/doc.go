@@ -17,7 +17,7 @@
 // and Pulumi.dev.yaml in a temporary directory, with a file backend and a
 // passphrase secrets provider there too, so the repository's files stay
 // untouched. It changes only the settings a cluster without addon
-// controllers needs (see "Clusters without controllers" in infra/README.md)
+// controllers needs (see "Clusters without controllers" in docs/kubernetes.md)
 // and the registry address, and it sets a random secret seed.
 //
 // Outputs go to TASKFLOW_CLUSTER_ARTIFACTS (default .run/cluster in the
