@@ -194,10 +194,11 @@ func StartRabbitMQ(t testing.TB) *Services {
 	t.Helper()
 	dir := tempDir(t)
 	s := &Services{Dir: dir}
+	// Registered first, so that a server left half-started by a failed start is stopped too.
+	t.Cleanup(func() { _ = s.run("stop", dir, "--kill", "rabbitmq") })
 	if err := s.run("start", dir, "rabbitmq"); err != nil {
 		t.Fatalf("start private rabbitmq: %v", err)
 	}
-	t.Cleanup(func() { _ = s.run("stop", dir, "--kill", "rabbitmq") })
 	return s
 }
 
@@ -208,10 +209,10 @@ func StartPostgres(t testing.TB) *Services {
 	t.Helper()
 	dir := tempDir(t)
 	s := &Services{Dir: dir}
+	t.Cleanup(func() { _ = s.run("stop", dir, "--kill", "postgres") })
 	if err := s.run("start", dir, "postgres"); err != nil {
 		t.Fatalf("start private postgres: %v", err)
 	}
-	t.Cleanup(func() { _ = s.run("stop", dir, "--kill", "postgres") })
 	return s
 }
 
