@@ -10,11 +10,9 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +23,12 @@ import (
 	"github.com/taskflow-dev/taskflow/app/internal/logging"
 )
 
-// dialTimeout bounds the TCP connect and AMQP handshake of one dial attempt.
-const dialTimeout = 5 * time.Second
+// dialTimeout bounds the TCP connect and AMQP handshake of one dial attempt; checkDialTimeout is
+// the shorter bound a readiness check uses, to answer within a probe's timeout.
+const (
+	dialTimeout      = 5 * time.Second
+	checkDialTimeout = time.Second
+)
 
 // Conn is an AMQP connection that is dialled on first use and again after it closes. It is safe
 // for concurrent use. Close ends it for good.
@@ -63,15 +65,30 @@ func (c *Conn) Channel() (*amqp.Channel, error) {
 	return ch, nil
 }
 
-// Check reports whether the broker is reachable, dialling if needed.
+// ErrReconnecting is returned by Check while another goroutine is dialling.
+var ErrReconnecting = errors.New("reconnecting to the broker")
+
+// Check reports whether the broker is reachable, for readiness probes, within about
+// checkDialTimeout: it dials with that shorter timeout when there is no open connection, and
+// returns ErrReconnecting at once when another goroutine is already dialling.
 func (c *Conn) Check() error {
-	_, err := c.connection()
+	if !c.mu.TryLock() {
+		return ErrReconnecting
+	}
+	defer c.mu.Unlock()
+	_, err := c.connectLocked(checkDialTimeout)
 	return err
 }
 
 func (c *Conn) connection() (*amqp.Connection, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.connectLocked(dialTimeout)
+}
+
+// connectLocked returns the open connection or dials a new one, giving the TCP connect and the
+// AMQP handshake timeout each. c.mu must be held.
+func (c *Conn) connectLocked(timeout time.Duration) (*amqp.Connection, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
@@ -83,9 +100,9 @@ func (c *Conn) connection() (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(c.url, amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Properties: props,
-		Dial: func(network, addr string) (net.Conn, error) {
-			return net.DialTimeout(network, addr, dialTimeout)
-		},
+		// DefaultDial also bounds the handshake, so a server that accepts and then stalls does
+		// not block the dial forever.
+		Dial: amqp.DefaultDial(timeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", logging.Redact(c.url), err)
@@ -125,16 +142,4 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	return c.conn.Close()
-}
-
-// waitClosed blocks until ch closes or ctx ends, and returns the close reason (nil when the
-// channel was closed on purpose or ctx ended).
-func waitClosed(ctx context.Context, ch *amqp.Channel) *amqp.Error {
-	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	select {
-	case err := <-closed:
-		return err
-	case <-ctx.Done():
-		return nil
-	}
 }

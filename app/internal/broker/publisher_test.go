@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +111,42 @@ func TestCheckReportsUnreachableBroker(t *testing.T) {
 	}
 	if _, err := conn.Channel(); err == nil {
 		t.Fatal("Channel succeeded against a closed port")
+	}
+}
+
+func TestCheckGivesUpOnStalledServer(t *testing.T) {
+	t.Parallel()
+	// A server that accepts connections and never answers the AMQP handshake.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	var acceptor sync.WaitGroup
+	t.Cleanup(func() {
+		_ = ln.Close()
+		acceptor.Wait()
+		close(accepted)
+		for c := range accepted {
+			_ = c.Close()
+		}
+	})
+	acceptor.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	})
+
+	conn := broker.NewConn("amqp://guest:guest@"+ln.Addr().String()+"/", "test", slog.New(slog.DiscardHandler))
+	start := time.Now()
+	if err := conn.Check(); err == nil {
+		t.Fatal("Check succeeded against a server that never answers")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Check took %s, want about 1s so that a readiness probe gets an answer", took)
 	}
 }
