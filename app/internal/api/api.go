@@ -87,7 +87,7 @@ const (
 	maxKeyLength    = 255
 	defaultPageSize = 50
 	maxPageSize     = 500
-	checkTimeout    = 2 * time.Second
+	checkTimeout    = 1500 * time.Millisecond // below the 2s timeout of the Kubernetes probes
 	// Submits are inserted in batches of up to createBatchSize, with up to createFlushes
 	// statements in flight; a batch that does not commit within createTimeout fails.
 	createBatchSize = 256
