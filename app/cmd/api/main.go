@@ -43,7 +43,7 @@ func loadConfig(env *envconfig.Reader) (config, error) {
 		DatabaseURL:     logging.SecretURL(env.URL("DATABASE_URL", "postgres", "postgresql")),
 		RabbitMQURL:     logging.SecretURL(env.URL("RABBITMQ_URL", "amqp", "amqps")),
 		Queue:           env.String("TASK_QUEUE", "tasks"),
-		MaxBodyBytes:    env.Int("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20),
+		MaxBodyBytes:    env.Int("MAX_BODY_BYTES", api.DefaultMaxBodyBytes, 1<<10, 64<<20),
 		MaxRetries:      env.Int("DEFAULT_MAX_RETRIES", task.DefaultMaxRetries, 0, 100),
 		Token:           env.String("API_TOKEN", ""),
 		DBMaxConns:      env.Int("DB_MAX_CONNS", 20, 2, 1000),
@@ -130,7 +130,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	log.InfoContext(ctx, "api shutting down", "timeout", cfg.ShutdownTimeout)
+	log.InfoContext(ctx, "api shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)

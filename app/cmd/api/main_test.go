@@ -22,8 +22,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":5000" || cfg.Queue != "tasks" || cfg.MaxBodyBytes != 1<<20 || cfg.MaxRetries != 3 {
-		t.Errorf("defaults = %+v, want :5000, tasks, 1 MiB, 3 retries", cfg)
+	if cfg.HTTPAddr != ":5000" || cfg.Queue != "tasks" || cfg.MaxBodyBytes != 8<<20 || cfg.MaxRetries != 3 {
+		t.Errorf("defaults = %+v, want :5000, tasks, 8 MiB, 3 retries", cfg)
 	}
 }
 

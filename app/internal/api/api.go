@@ -82,12 +82,15 @@ type Config struct {
 // Limits on submitted options.
 const (
 	maxRetriesLimit = 100
-	maxTimeout      = 24 * time.Hour
-	maxCountdown    = 30 * 24 * time.Hour
-	maxKeyLength    = 255
-	defaultPageSize = 50
-	maxPageSize     = 500
-	checkTimeout    = 1500 * time.Millisecond // below the 2s timeout of the Kubernetes probes
+	// DefaultMaxBodyBytes is the default of Config.MaxBodyBytes: room for the largest built-in
+	// arguments (4 MiB of CSV text) after JSON escaping.
+	DefaultMaxBodyBytes = 8 << 20
+	maxTimeout          = 24 * time.Hour
+	maxCountdown        = 30 * 24 * time.Hour
+	maxKeyLength        = 255
+	defaultPageSize     = 50
+	maxPageSize         = 500
+	checkTimeout        = 1500 * time.Millisecond // below the 2s timeout of the Kubernetes probes
 	// Submits are inserted in batches of up to createBatchSize, with up to createFlushes
 	// statements in flight; a batch that does not commit within createTimeout fails.
 	createBatchSize = 256
@@ -151,10 +154,13 @@ func New(cfg Config, d Deps) *Server {
 	s.handle("GET /api/readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 
-	// Patterns without a method catch the other methods, so clients get JSON 405s, and "/"
-	// catches unknown paths with a JSON 404.
-	for _, path := range []string{"/api/tasks", "/api/tasks/{id}", "/api/tasks/{id}/cancel", "/api/healthz", "/api/readyz"} {
-		s.handle(path, s.methodNotAllowed)
+	// Patterns without a method catch the other methods, so clients get JSON 405s with the
+	// Allow header, and "/" catches unknown paths with a JSON 404.
+	for path, allowed := range map[string]string{
+		"/api/tasks": "GET, POST", "/api/tasks/{id}": "GET", "/api/tasks/{id}/cancel": "POST",
+		"/api/healthz": "GET", "/api/readyz": "GET", "/metrics": "GET",
+	} {
+		s.handle(path, methodNotAllowed(allowed))
 	}
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
 		return &requestError{status: http.StatusNotFound, msg: "no such endpoint: " + r.Method + " " + r.URL.Path}
@@ -183,8 +189,14 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
-func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
-	return &requestError{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path}
+// methodNotAllowed answers 405 with the Allow header listing allowed methods. GET patterns of
+// net/http also match HEAD, which is therefore never refused here.
+func methodNotAllowed(allowed string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", allowed)
+		return &requestError{status: http.StatusMethodNotAllowed,
+			msg: "method " + r.Method + " is not allowed on " + r.URL.Path + "; use " + allowed}
+	}
 }
 
 // statusRecorder remembers the status code for metrics.
@@ -207,6 +219,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages such as "Bearer <token>" stay readable
 	if err := enc.Encode(v); err != nil {
 		s.log.DebugContext(r.Context(), "write response", "err", err)
 	}

@@ -92,6 +92,8 @@ func TestBadInput(t *testing.T) {
 		{"invalid json token", "POST", "/api/tasks", `{task: fib}`, nil, 400, "", "malformed JSON"},
 		{"empty body", "POST", "/api/tasks", ``, map[string]string{"Content-Type": "application/json"}, 400, "", "empty"},
 		{"array body", "POST", "/api/tasks", `[1, 2]`, nil, 400, "", "JSON object"},
+		{"null body", "POST", "/api/tasks", `null`, nil, 400, "", "JSON object"},
+		{"field name in other case", "POST", "/api/tasks", `{"TASK": "fib", "args": {"n": 1}}`, nil, 422, "TASK", "unknown field"},
 		{"trailing data", "POST", "/api/tasks", `{"task":"fib","args":{"n":1}} {}`, nil, 400, "", "after the JSON object"},
 		{"missing task", "POST", "/api/tasks", `{"args": {"n": 1}}`, nil, 422, "task", "task is required"},
 		{"unknown task", "POST", "/api/tasks", `{"task": "nope"}`, nil, 422, "task", "csvstats, fib, sleep, wordstats"},
@@ -108,7 +110,7 @@ func TestBadInput(t *testing.T) {
 		{"max_retries wrong type", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}, "max_retries": "3"}`, nil, 422, "max_retries", "integer"},
 		{"timeout zero", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}, "timeout_ms": 0}`, nil, 422, "timeout_ms", "between 1"},
 		{"countdown too long", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}, "countdown_ms": 99999999999}`, nil, 422, "countdown_ms", "between 0"},
-		{"body too large", "POST", "/api/tasks", `{"task": "wordstats", "args": {"text": "` + strings.Repeat("a", 5000) + `"}}`, nil, 413, "", "4096 bytes"},
+		{"body too large", "POST", "/api/tasks", `{"task": "wordstats", "args": {"text": "` + strings.Repeat("a", 5000) + `"}}`, nil, 413, "", "4096 bytes (the api's MAX_BODY_BYTES setting)"},
 		{"form content type", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "Content-Type", "application/json"},
 		{"idempotency key too long", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}}`, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "Idempotency-Key", "255"},
 		{"idempotency key with space", "POST", "/api/tasks", `{"task": "fib", "args": {"n": 1}}`, map[string]string{"Idempotency-Key": "a b"}, 400, "Idempotency-Key", "printable"},
@@ -120,7 +122,10 @@ func TestBadInput(t *testing.T) {
 		{"list bad limit", "GET", "/api/tasks?limit=0", ``, nil, 400, "limit", "between 1 and 500"},
 		{"list limit not a number", "GET", "/api/tasks?limit=ten", ``, nil, 400, "limit", ""},
 		{"list bad cursor", "GET", "/api/tasks?after=nope", ``, nil, 400, "after", "cursor"},
-		{"wrong method", "DELETE", "/api/tasks", ``, nil, 405, "", "not allowed"},
+		{"list task with NUL", "GET", "/api/tasks?task=%00", ``, nil, 400, "task", "UTF-8"},
+		{"list task not UTF-8", "GET", "/api/tasks?task=%ff%fe", ``, nil, 400, "task", "UTF-8"},
+		{"wrong method", "DELETE", "/api/tasks", ``, nil, 405, "", "use GET, POST"},
+		{"wrong method on metrics", "POST", "/metrics", ``, nil, 405, "", "use GET"},
 		{"unknown path", "GET", "/api/nothing", ``, nil, 404, "", "no such endpoint"},
 	}
 	for _, c := range cases {
@@ -140,6 +145,18 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("error = %q, want it to mention %q", msg, c.errSubstr)
 			}
 		})
+	}
+}
+
+func TestMethodNotAllowedListsMethods(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, api.Config{})
+	got := do(t, "DELETE", s.URL+"/api/tasks/0192f7e0-0000-7000-8000-000000000000", "", nil)
+	if got.status != http.StatusMethodNotAllowed {
+		t.Fatalf("status = %d, want 405", got.status)
+	}
+	if allow := got.header.Get("Allow"); allow != "GET" {
+		t.Errorf("Allow = %q, want GET", allow)
 	}
 }
 
@@ -323,6 +340,9 @@ func TestTokenRequired(t *testing.T) {
 	}
 	if got := do(t, "POST", s.URL+"/api/tasks", body, map[string]string{"Authorization": "Bearer s3cret"}); got.status != http.StatusAccepted {
 		t.Errorf("right token: %d %s, want 202", got.status, got.raw)
+	}
+	if got := do(t, "POST", s.URL+"/api/tasks", body, map[string]string{"Authorization": "bearer s3cret"}); got.status != http.StatusAccepted {
+		t.Errorf("scheme in lower case: %d %s, want 202: the scheme name is case-insensitive", got.status, got.raw)
 	}
 	if got := do(t, "GET", s.URL+"/api/healthz", "", nil); got.status != http.StatusOK {
 		t.Errorf("healthz without token: %d, want 200", got.status)

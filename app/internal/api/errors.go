@@ -4,12 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
@@ -59,7 +54,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeJSON(w, r, http.StatusUnprocessableEntity, errorBody{Error: fieldErr.Error(), Field: fieldErr.Field})
 	case errors.As(err, &tooLarge):
 		s.writeJSON(w, r, http.StatusRequestEntityTooLarge, errorBody{
-			Error: fmt.Sprintf("request body is larger than the limit of %d bytes", tooLarge.Limit)})
+			Error: fmt.Sprintf("request body is larger than the limit of %d bytes (the api's MAX_BODY_BYTES setting)", tooLarge.Limit)})
 	case errors.Is(err, store.ErrNotFound):
 		s.writeJSON(w, r, http.StatusNotFound, errorBody{Error: "no task has id " + r.PathValue("id"), Field: "id"})
 	case errors.Is(err, store.ErrIdempotencyConflict):
@@ -73,7 +68,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the response.
 		s.log.DebugContext(r.Context(), "request cancelled by client", "path", r.URL.Path)
-	case unavailable(err):
+	case store.Unavailable(err):
 		s.log.ErrorContext(r.Context(), "database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		s.writeJSON(w, r, http.StatusServiceUnavailable, errorBody{
@@ -82,21 +77,4 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		s.writeJSON(w, r, http.StatusInternalServerError, errorBody{Error: "internal error"})
 	}
-}
-
-// unavailable reports whether err comes from a database that cannot be reached or does not
-// answer in time, as opposed to a bug.
-func unavailable(err error) bool {
-	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), pgconn.SafeToRetry(err):
-		return true
-	case errors.As(err, &pgErr):
-		// Class 08 is connection exceptions, 57P is operator intervention such as a shutdown.
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
-	}
-	return false
 }

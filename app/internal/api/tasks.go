@@ -10,15 +10,20 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/taskflow-dev/taskflow/app/internal/store"
 	"github.com/taskflow-dev/taskflow/app/internal/task"
 )
+
+// submitFields are the JSON names of submitRequest's fields.
+var submitFields = []string{"task", "args", "max_retries", "timeout_ms", "countdown_ms"}
 
 // submitRequest is the body of POST /api/tasks. Optional numbers are pointers so that an explicit
 // 0 differs from an absent field.
@@ -122,14 +127,28 @@ func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitReq
 		return submitRequest{}, badRequest("", "request body is empty; send a JSON object such as {\"task\": \"fib\", \"args\": {\"n\": 10}}")
 	}
 
-	var req submitRequest
+	// encoding/json matches field names without regard to case, so the names are checked
+	// exactly first: {"TASK": ...} is an unknown field, as it would be for a task's args.
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(&fields); err != nil {
 		return submitRequest{}, decodeError(err)
 	}
 	if dec.More() {
 		return submitRequest{}, badRequest("", "request body has data after the JSON object")
+	}
+	if fields == nil {
+		return submitRequest{}, badRequest("", "request body must be a JSON object, not null")
+	}
+	for name := range fields {
+		if !slices.Contains(submitFields, name) {
+			return submitRequest{}, unprocessable(name, "unknown field %q; allowed fields are %s", name, strings.Join(submitFields, ", "))
+		}
+	}
+
+	var req submitRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return submitRequest{}, decodeError(err)
 	}
 	return req, nil
 }
@@ -147,12 +166,22 @@ func decodeError(err error) error {
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		return badRequest("", "request body must be a JSON object, not %s", typeErr.Value)
 	case errors.As(err, &typeErr):
-		return unprocessable(typeErr.Field, "%s must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return unprocessable(name, "unknown field %q; allowed fields are task, args, max_retries, timeout_ms and countdown_ms", name)
+		return unprocessable(typeErr.Field, "%s must be %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), article(typeErr.Value))
 	default:
 		return badRequest("", "malformed JSON: %v", err)
+	}
+}
+
+// article turns a JSON type name from encoding/json ("string", "number 1.5", "array") into
+// words such as "a string", "the number 1.5" or "an array".
+func article(value string) string {
+	switch {
+	case strings.HasPrefix(value, "number "):
+		return "the " + value
+	case strings.HasPrefix(value, "a"), strings.HasPrefix(value, "o"):
+		return "an " + value
+	default:
+		return "a " + value
 	}
 }
 
@@ -301,6 +330,9 @@ type listResponse struct {
 func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := store.Filter{Name: q.Get("task"), Limit: defaultPageSize}
+	if !validText(f.Name) {
+		return badRequest("task", "task must be valid UTF-8 text without NUL characters")
+	}
 	if v := q.Get("state"); v != "" {
 		state, err := task.ParseState(strings.ToUpper(v))
 		if err != nil {
@@ -338,6 +370,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// validText reports whether s can be stored and compared as PostgreSQL text: valid UTF-8 without
+// NUL characters.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
 func joinStates() string {
 	names := make([]string, 0, 6)
 	for _, st := range task.States() {
@@ -361,10 +399,11 @@ func (s *Server) authorized(h handlerFunc) handlerFunc {
 	if s.cfg.Token == "" {
 		return h
 	}
-	want := []byte("Bearer " + s.cfg.Token)
+	want := []byte(s.cfg.Token)
 	return func(w http.ResponseWriter, r *http.Request) error {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		// The scheme name is case-insensitive (RFC 9110, section 11.1); the token is not.
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="taskflow"`)
 			return &requestError{status: http.StatusUnauthorized, field: "Authorization",
 				msg: "missing or wrong bearer token; send Authorization: Bearer <API token>"}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -88,6 +89,11 @@ const maxSearchLength = 200
 func parseTaskFilter(r *http.Request) (taskFilter, error) {
 	q := r.URL.Query()
 	f := taskFilter{Query: store.TaskQuery{Name: strings.TrimSpace(q.Get("task")), Limit: defaultPageSize}, Form: q}
+	for _, field := range []string{"task", "q"} {
+		if v := q.Get(field); !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return f, badRequest(field, "%s must be valid UTF-8 text without NUL characters", field)
+		}
+	}
 	for _, v := range q["state"] {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name == "" {

@@ -319,7 +319,8 @@ func TestTaskListFilters(t *testing.T) {
 		t.Errorf("tasks submitted in the future = %v, want none", got)
 	}
 
-	for _, bad := range []string{"state=DONE", "limit=0", "limit=501", "after=x", "from=yesterday", "q=" + strings.Repeat("x", 201)} {
+	for _, bad := range []string{"state=DONE", "limit=0", "limit=501", "after=x", "from=yesterday", "q=" + strings.Repeat("x", 201),
+		"q=%00", "task=%ff%fe"} {
 		r := call(t, http.MethodGet, e.URL+"/api/tasks?"+bad, readToken, "")
 		if r.status != http.StatusBadRequest || !strings.Contains(r.body, `"field"`) {
 			t.Errorf("GET api/tasks?%s = %d %s, want 400 naming the field", bad, r.status, r.body)

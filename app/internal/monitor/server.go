@@ -196,9 +196,12 @@ func (m *Monitor) classify(r *http.Request, err error) (status int, field, msg s
 		return http.StatusNotFound, "task_id", "the queue has no message for that task"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return 499, "", "request cancelled"
+	case store.Unavailable(err):
+		m.log.ErrorContext(r.Context(), "server unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		return http.StatusServiceUnavailable, "", "the monitor cannot reach PostgreSQL or RabbitMQ right now; retry later"
 	default:
 		m.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		return http.StatusServiceUnavailable, "", "the monitor cannot reach PostgreSQL or RabbitMQ right now; retry later"
+		return http.StatusInternalServerError, "", "internal error"
 	}
 }
 

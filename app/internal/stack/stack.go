@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		cfg.API.Queue = cfg.Worker.Queue
 	}
 	if cfg.API.MaxBodyBytes == 0 {
-		cfg.API.MaxBodyBytes = 1 << 20
+		cfg.API.MaxBodyBytes = api.DefaultMaxBodyBytes
 	}
 
 	s := &Stack{cfg: cfg, log: cfg.Log}

@@ -15,12 +15,15 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -55,6 +58,23 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// Unavailable reports whether err comes from a database (or another server) that cannot be
+// reached or does not answer in time, as opposed to a bug: a retry may then succeed.
+func Unavailable(err error) bool {
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08 is connection exceptions, 57P is operator intervention such as a shutdown.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	return false
 }
 
 // Close closes every connection of the pool. It waits for connections in use to be released.
