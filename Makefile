@@ -4,9 +4,11 @@ SERVICES_DIR ?= .run/services
 
 .PHONY: run test bench services-up services-down cluster cluster-delete fmt clean
 
-## run: start RabbitMQ, PostgreSQL, one api and two workers on loopback and submit a sample batch
+## run: start RabbitMQ, PostgreSQL, an api, two workers and the monitor on loopback; submit a sample batch
+# The demo is built and then run, because `go run` exits with status 1 when it is interrupted.
 run:
-	go run ./app/cmd/demo
+	go build -o .run/bin/demo ./app/cmd/demo
+	.run/bin/demo
 
 ## test: unit, integration and chaos tests against real servers that the script starts
 test:
@@ -36,7 +38,9 @@ cluster-delete:
 fmt:
 	gofmt -w app infra
 
+## clean: stop the demo's servers and delete their data and .run
 clean:
+	go run ./app/cmd/demo -clean
 	rm -rf .run
 
 -include infra/infra.mk

@@ -51,9 +51,8 @@ type Config struct {
 //go:embed batch.json
 var batchJSON []byte
 
-// Run executes the demo. It returns nil after a clean stop; any failure to start a part or any
-// task that ends in an unexpected state is an error.
-func Run(ctx context.Context, cfg Config) error {
+// withDefaults fills in the state directories.
+func (cfg Config) withDefaults() Config {
 	if cfg.StateDir == "" {
 		cfg.StateDir = filepath.Join(cfg.Root, ".run", "demo")
 	}
@@ -61,6 +60,32 @@ func Run(ctx context.Context, cfg Config) error {
 		sum := sha256.Sum256([]byte(cfg.Root))
 		cfg.ServicesDir = filepath.Join(os.TempDir(), fmt.Sprintf("taskflow-demo-%x", sum[:4]))
 	}
+	return cfg
+}
+
+// Clean stops the demo's servers if they still run and deletes their data and the demo's state
+// directory.
+func Clean(cfg Config) error {
+	cfg = cfg.withDefaults()
+	script := filepath.Join(cfg.Root, "scripts", "services")
+	if _, err := os.Stat(cfg.ServicesDir); err == nil {
+		if out, err := exec.Command(script, "stop", cfg.ServicesDir, "--kill").CombinedOutput(); err != nil {
+			return fmt.Errorf("stop the demo's servers: %w\n%s", err, out)
+		}
+	}
+	for _, dir := range []string{cfg.ServicesDir, cfg.StateDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.Out, "removed %s\n", dir)
+	}
+	return nil
+}
+
+// Run executes the demo. It returns nil after a clean stop; any failure to start a part or any
+// task that ends in an unexpected state is an error.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
 	d := &demo{cfg: cfg, out: cfg.Out}
 	defer d.stopAll()
 
