@@ -122,7 +122,7 @@ func (r *Reader) Duration(name string, def, minimum, maximum time.Duration) time
 func (r *Reader) URL(name string, schemes ...string) string {
 	v, ok := r.value(name)
 	if !ok {
-		r.fail(name, "missing; set it to a %s:// URL", schemes[0])
+		r.fail(name, "missing; set it to a URL such as %s://user:password@host/", schemes[0])
 		return ""
 	}
 	u, err := url.Parse(v)

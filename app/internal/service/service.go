@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,10 @@ func Main[C any](name string, load func(*envconfig.Reader) (C, error), logLevel 
 	run func(context.Context, C, *slog.Logger) error) {
 	cfg, err := load(envconfig.FromEnv())
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		// One line per bad setting, each with the service's name.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "%s: %s\n", name, line)
+		}
 		os.Exit(2)
 	}
 	log, err := logging.New(os.Stderr, logLevel(cfg), name)
