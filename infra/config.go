@@ -495,13 +495,14 @@ func (cfg Config) validate() error {
 	check(cfg.App.TaskQueue != "", "app.taskQueue is empty")
 
 	// Node roles.
-	check(len(cfg.Nodes.Stateful)+len(cfg.Nodes.Stateless) > 0, "nodes: no node listed in nodes.stateful or nodes.stateless")
-	if !cfg.Nodes.SingleNode {
+	if cfg.Nodes.SingleNode {
+		check(len(cfg.Nodes.Stateful) == 1, "nodes.singleNode is set: list the one node as nodes.stateful[0] (nodes.stateless is ignored)")
+	} else {
 		check(len(cfg.Nodes.Stateful) > 0, "nodes.stateful is empty: list a node for PostgreSQL and RabbitMQ or set nodes.singleNode")
 		check(len(cfg.Nodes.Stateless) > 0, "nodes.stateless is empty: list a node for the services or set nodes.singleNode")
-	}
-	for _, n := range cfg.Nodes.Stateful {
-		check(!slices.Contains(cfg.Nodes.Stateless, n), "nodes: %q is listed as both stateful and stateless", n)
+		for _, n := range cfg.Nodes.Stateful {
+			check(!slices.Contains(cfg.Nodes.Stateless, n), "nodes: %q is listed as both stateful and stateless", n)
+		}
 	}
 
 	// Declared QoS classes against the resources.

@@ -455,6 +455,15 @@ func TestNodeRoles(t *testing.T) {
 			wantTaints: map[string]bool{"minikube": false},
 			required:   false,
 		},
+		{
+			// The minikube steps of the docs set only singleNode and stateful[0], so the stateless
+			// default of kind's node names stays in the config and must be ignored.
+			name:       "single node with the stateless default",
+			nodes:      NodesConfig{SingleNode: true, Stateful: []string{"minikube"}, Stateless: defaultConfig().Nodes.Stateless},
+			wantLabels: map[string]string{"minikube": "stateful"},
+			wantTaints: map[string]bool{"minikube": false},
+			required:   false,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,10 @@ func NewNodeRoles(ctx *pulumi.Context, name string, args *NodeRolesArgs, opts ..
 		nodes := args.Nodes.Stateless
 		if role == roleStateful {
 			nodes = args.Nodes.Stateful
+		} else if args.Nodes.SingleNode {
+			// The one node is listed under stateful; the stateless default names kind's nodes,
+			// which a single-node cluster does not have.
+			continue
 		}
 		for _, node := range nodes {
 			if err := patchNode(ctx, n, node, role, role == roleStateful && !args.Nodes.SingleNode); err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 func main() {
-	tasks := flag.Int("tasks", 5000, "tasks per measurement")
+	tasks := flag.Int("tasks", 10000, "tasks per measurement")
 	clients := flag.Int("clients", 32, "concurrent HTTP clients (pipeline) or publishers (baseline)")
 	concurrency := flag.Int("concurrency", 16, "task slots per worker and goroutines per baseline consumer")
 	prefetch := flag.Int("prefetch", 0, "prefetch per worker and per baseline consumer (default: concurrency)")

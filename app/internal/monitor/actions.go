@@ -67,7 +67,7 @@ type queueAction struct {
 	Action string `json:"action"`
 	Queue  string `json:"queue"`
 	// Purged is the number of messages a purge removed.
-	Purged int  `json:"purged,omitempty"`
+	Purged int  `json:"purged"`
 	Paused bool `json:"paused"`
 }
 
