@@ -1,6 +1,7 @@
-// Package api serves the producer HTTP API: submit, read, list and cancel tasks, plus health,
-// readiness and Prometheus metrics. Every error response is JSON of the form
-// {"error": "...", "field": "..."}, and errors are mapped to status codes in one place (errors.go).
+// Package api serves the producer HTTP API: submit, read, list and cancel tasks and workflows of
+// tasks (workflow.go), plus health, readiness and Prometheus metrics. Every error response is
+// JSON of the form {"error": "...", "field": "..."}, and errors are mapped to status codes in one
+// place (errors.go).
 package api
 
 import (
@@ -26,6 +27,9 @@ type Store interface {
 	Task(ctx context.Context, id uuid.UUID) (store.Task, error)
 	ListTasks(ctx context.Context, f store.Filter) ([]store.Task, bool, error)
 	Revoke(ctx context.Context, id uuid.UUID) (store.Task, error)
+	CreateWorkflow(ctx context.Context, w store.NewWorkflow) (store.Workflow, bool, error)
+	Workflow(ctx context.Context, id uuid.UUID) (store.Workflow, error)
+	RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error)
 	Ping(ctx context.Context) error
 	OutboxSize(ctx context.Context) (int, error)
 }
@@ -33,6 +37,7 @@ type Store interface {
 // Registry validates task names and arguments.
 type Registry interface {
 	Validate(name string, raw json.RawMessage) (json.RawMessage, error)
+	ValidatePiped(name string, raw json.RawMessage, pipe string) (json.RawMessage, error)
 	Info(name string) (task.Info, bool)
 }
 
@@ -74,7 +79,8 @@ type Config struct {
 	// DefaultMaxRetries, when set, replaces the registry's default retry count for tasks whose
 	// definition does not set one.
 	DefaultMaxRetries *int
-	// Token, when set, is required as "Authorization: Bearer <token>" on /api/tasks routes.
+	// Token, when set, is required as "Authorization: Bearer <token>" on /api/tasks and
+	// /api/workflows routes.
 	// Health, readiness and metrics stay open for probes and scrapers.
 	Token string
 }
@@ -150,6 +156,9 @@ func New(cfg Config, d Deps) *Server {
 	s.handle("GET /api/tasks", s.authorized(s.list))
 	s.handle("GET /api/tasks/{id}", s.authorized(s.get))
 	s.handle("POST /api/tasks/{id}/cancel", s.authorized(s.cancel))
+	s.handle("POST /api/workflows", s.authorized(s.submitWorkflow))
+	s.handle("GET /api/workflows/{id}", s.authorized(s.getWorkflow))
+	s.handle("POST /api/workflows/{id}/cancel", s.authorized(s.cancelWorkflow))
 	s.handle("GET /api/healthz", s.healthz)
 	s.handle("GET /api/readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
@@ -158,6 +167,7 @@ func New(cfg Config, d Deps) *Server {
 	// Allow header, and "/" catches unknown paths with a JSON 404.
 	for path, allowed := range map[string]string{
 		"/api/tasks": "GET, POST", "/api/tasks/{id}": "GET", "/api/tasks/{id}/cancel": "POST",
+		"/api/workflows": "POST", "/api/workflows/{id}": "GET", "/api/workflows/{id}/cancel": "POST",
 		"/api/healthz": "GET", "/api/readyz": "GET", "/metrics": "GET",
 	} {
 		s.handle(path, methodNotAllowed(allowed))

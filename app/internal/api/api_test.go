@@ -96,7 +96,7 @@ func TestBadInput(t *testing.T) {
 		{"field name in other case", "POST", "/api/tasks", `{"TASK": "fib", "args": {"n": 1}}`, nil, 422, "TASK", "unknown field"},
 		{"trailing data", "POST", "/api/tasks", `{"task":"fib","args":{"n":1}} {}`, nil, 400, "", "after the JSON object"},
 		{"missing task", "POST", "/api/tasks", `{"args": {"n": 1}}`, nil, 422, "task", "task is required"},
-		{"unknown task", "POST", "/api/tasks", `{"task": "nope"}`, nil, 422, "task", "csvstats, fib, sleep, wordstats"},
+		{"unknown task", "POST", "/api/tasks", `{"task": "nope"}`, nil, 422, "task", "csvstats, fib, sleep, sum, wordstats"},
 		{"task not a string", "POST", "/api/tasks", `{"task": 5}`, nil, 422, "task", "must be a string"},
 		{"unknown top-level field", "POST", "/api/tasks", `{"task": "fib", "argz": {}}`, nil, 422, "argz", "unknown field"},
 		{"args not an object", "POST", "/api/tasks", `{"task": "fib", "args": [1]}`, nil, 422, "args", ""},
@@ -167,7 +167,7 @@ func TestUnknownTaskListsKnownNames(t *testing.T) {
 	if got.status != http.StatusUnprocessableEntity {
 		t.Fatalf("status = %d, want 422", got.status)
 	}
-	want := []any{"csvstats", "fib", "sleep", "wordstats"}
+	want := []any{"csvstats", "fib", "sleep", "sum", "wordstats"}
 	if diff := cmp.Diff(want, got.body["known_tasks"]); diff != "" {
 		t.Errorf("known_tasks (-want +got):\n%s", diff)
 	}

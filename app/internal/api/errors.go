@@ -15,6 +15,7 @@ type requestError struct {
 	status int
 	field  string
 	msg    string
+	known  []string // the registered task names, for an unknown one
 }
 
 func (e *requestError) Error() string { return e.msg }
@@ -47,7 +48,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &reqErr):
-		s.writeJSON(w, r, reqErr.status, errorBody{Error: reqErr.msg, Field: reqErr.field})
+		s.writeJSON(w, r, reqErr.status, errorBody{Error: reqErr.msg, Field: reqErr.field, KnownTasks: reqErr.known})
 	case errors.As(err, &unknown):
 		s.writeJSON(w, r, http.StatusUnprocessableEntity, errorBody{Error: unknown.Error(), Field: "task", KnownTasks: unknown.Known})
 	case errors.As(err, &fieldErr):
@@ -57,6 +58,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			Error: fmt.Sprintf("request body is larger than the limit of %d bytes (the api's MAX_BODY_BYTES setting)", tooLarge.Limit)})
 	case errors.Is(err, store.ErrNotFound):
 		s.writeJSON(w, r, http.StatusNotFound, errorBody{Error: "no task has id " + r.PathValue("id"), Field: "id"})
+	case errors.Is(err, store.ErrWorkflowNotFound):
+		s.writeJSON(w, r, http.StatusNotFound, errorBody{Error: "no workflow has id " + r.PathValue("id"), Field: "id"})
 	case errors.Is(err, store.ErrIdempotencyConflict):
 		s.writeJSON(w, r, http.StatusConflict, errorBody{
 			Error: "the Idempotency-Key was already used with a different request body; use a new key for a new task",

@@ -51,6 +51,8 @@ type taskResponse struct {
 	CreatedAt  time.Time       `json:"created_at"`
 	StartedAt  *time.Time      `json:"started_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
+	// WorkflowID names the workflow the task belongs to, if any.
+	WorkflowID string `json:"workflow_id,omitempty"`
 }
 
 func newTaskResponse(t store.Task) taskResponse {
@@ -64,6 +66,9 @@ func newTaskResponse(t store.Task) taskResponse {
 	}
 	if t.Error != "" {
 		resp.Error = &t.Error
+	}
+	if t.Workflow != uuid.Nil {
+		resp.WorkflowID = t.Workflow.String()
 	}
 	if t.Traceback != "" {
 		resp.Traceback = &t.Traceback
@@ -81,7 +86,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nt, err := s.newTask(req)
+	nt, err := s.newTask(req, "")
 	if err != nil {
 		return err
 	}
@@ -108,23 +113,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 
 // decodeSubmit reads and checks the JSON shape of a submit body.
 func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitRequest, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mediaType, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json")) {
-			return submitRequest{}, &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type",
-				msg: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
-		}
+	if err := checkContentType(r); err != nil {
+		return submitRequest{}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return submitRequest{}, err
-		}
-		return submitRequest{}, badRequest("", "read request body: %v", err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return submitRequest{}, badRequest("", "request body is empty; send a JSON object such as {\"task\": \"fib\", \"args\": {\"n\": 10}}")
+		return submitRequest{}, err
 	}
 
 	// encoding/json matches field names without regard to case, so the names are checked
@@ -151,6 +145,36 @@ func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitReq
 		return submitRequest{}, decodeError(err)
 	}
 	return req, nil
+}
+
+// checkContentType accepts a JSON media type or none.
+func checkContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mediaType, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json")) {
+		return &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type",
+			msg: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
+	}
+	return nil
+}
+
+// readBody reads a request body of at most limit bytes that is not empty.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
+		return nil, badRequest("", "read request body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, badRequest("", "request body is empty; send a JSON object such as {\"task\": \"fib\", \"args\": {\"n\": 10}}")
+	}
+	return body, nil
 }
 
 // decodeError turns a JSON decoding error into a 400 for malformed JSON or a 422 for a field of
@@ -201,12 +225,19 @@ func jsonKind(kind string) string {
 	}
 }
 
-// newTask validates a decoded request against the registry and fills in the defaults.
-func (s *Server) newTask(req submitRequest) (store.NewTask, error) {
+// newTask validates a decoded request against the registry and fills in the defaults. A workflow
+// step whose argument pipe receives earlier results passes its name; see Registry.ValidatePiped.
+func (s *Server) newTask(req submitRequest, pipe string) (store.NewTask, error) {
 	if req.Task == "" {
 		return store.NewTask{}, unprocessable("task", "task is required: the name of a registered task")
 	}
-	args, err := s.registry.Validate(req.Task, req.Args)
+	validate := s.registry.Validate
+	if pipe != "" {
+		validate = func(name string, raw json.RawMessage) (json.RawMessage, error) {
+			return s.registry.ValidatePiped(name, raw, pipe)
+		}
+	}
+	args, err := validate(req.Task, req.Args)
 	if err != nil {
 		return store.NewTask{}, err // a *task.UnknownTaskError or a *task.FieldError
 	}

@@ -1,5 +1,5 @@
-// Package builtin contains the task handlers that every worker ships: fib, sleep, wordstats and
-// csvstats. Each handler lives in its own file with its args type and result type.
+// Package builtin contains the task handlers that every worker ships: fib, sleep, wordstats,
+// csvstats and sum. Each handler lives in its own file with its args type and result type.
 //
 // The data-processing handlers treat malformed input as a permanent error, so a worker fails the
 // task at once instead of retrying it. Every handler returns ctx.Err() when ctx is done.
@@ -14,4 +14,5 @@ func Register(r *task.Registry) {
 	registerSleep(r)
 	registerWordStats(r)
 	registerCSVStats(r)
+	registerSum(r)
 }

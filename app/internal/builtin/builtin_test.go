@@ -57,7 +57,7 @@ func TestRegisterNames(t *testing.T) {
 	t.Parallel()
 	r := newRegistry(t)
 
-	want := []string{"csvstats", "fib", "sleep", "wordstats"}
+	want := []string{"csvstats", "fib", "sleep", "sum", "wordstats"}
 	if diff := cmp.Diff(want, r.Names()); diff != "" {
 		t.Errorf("Names() mismatch (-want +got):\n%s", diff)
 	}

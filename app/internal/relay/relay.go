@@ -23,6 +23,15 @@ type Outbox interface {
 	NextOutboxDue(ctx context.Context) (time.Time, bool, error)
 }
 
+// Listener is implemented by an Outbox that can report rows committed by other processes, such
+// as the tasks a worker's result released. The relay then publishes them at once instead of at
+// its next poll.
+type Listener interface {
+	// ListenOutbox calls notify after each commit that wrote outbox rows, until ctx ends or the
+	// connection fails.
+	ListenOutbox(ctx context.Context, notify func()) error
+}
+
 // Publisher sends messages and reports which ones the broker confirmed.
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...broker.Message) ([]bool, error)
@@ -98,6 +107,14 @@ func (r *Relay) Notify() {
 // Run publishes until ctx ends, then returns nil. Rows that are not confirmed stay in the outbox
 // for the next run of any relay.
 func (r *Relay) Run(ctx context.Context) error {
+	if l, ok := r.outbox.(Listener); ok {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			r.listen(ctx, l)
+		}()
+	}
 	retry := backoff.Retrier{Policy: r.cfg.Retry}
 	for ctx.Err() == nil {
 		n, err := r.outbox.RelayOutbox(ctx, r.cfg.BatchSize, r.publish)
@@ -120,6 +137,25 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.wait(ctx)
 	}
 	return nil
+}
+
+// listen calls Notify for rows committed elsewhere until ctx ends, listening again after a
+// failure. While it cannot listen, the poll interval still finds the rows.
+func (r *Relay) listen(ctx context.Context, l Listener) {
+	retry := backoff.Retrier{Policy: r.cfg.Retry}
+	for ctx.Err() == nil {
+		err := l.ListenOutbox(ctx, func() {
+			retry.Reset()
+			r.Notify()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if retry.Failures() == 0 {
+			r.log.WarnContext(ctx, "cannot listen for outbox rows written by workers; the relay polls for them", "err", err)
+		}
+		_ = retry.Wait(ctx)
+	}
 }
 
 // logFailure logs the first failure of a streak and then every 20th, so an outage of minutes

@@ -21,13 +21,20 @@ var ErrNotRunnable = errors.New("task is not runnable")
 type NotRunnableError struct {
 	ID    uuid.UUID
 	State task.State // empty when no task has the id
+	// Waiting is set for a task that still waits for other tasks of its workflow. Its release
+	// announces it again.
+	Waiting bool
 }
 
 func (e *NotRunnableError) Error() string {
-	if e.State == "" {
+	switch {
+	case e.State == "":
 		return fmt.Sprintf("task %s does not exist", e.ID)
+	case e.Waiting:
+		return fmt.Sprintf("task %s waits for other tasks of its workflow", e.ID)
+	default:
+		return fmt.Sprintf("task %s is %s", e.ID, e.State)
 	}
-	return fmt.Sprintf("task %s is %s", e.ID, e.State)
 }
 
 // Is makes errors.Is(err, ErrNotRunnable) true.
@@ -71,22 +78,23 @@ func (s *Store) StartAttempt(ctx context.Context, id uuid.UUID, worker string) (
 
 // LoadClaims reads what workers need to run each task, one result per id, in order. It writes
 // nothing: the attempt number is the next one, and a task that must not run (SUCCESS, FAILURE,
-// REVOKED or unknown) gives a *NotRunnableError.
+// REVOKED, unknown or waiting for other tasks of its workflow) gives a *NotRunnableError.
 func (s *Store) LoadClaims(ctx context.Context, ids []uuid.UUID) []Started {
 	results := make([]Started, len(ids))
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, task, args, state, attempts, retry_base, max_retries, timeout_ms
+		SELECT id, task, args, state, attempts, retry_base, max_retries, timeout_ms, waiting
 		FROM tasks WHERE id = ANY($1)`, ids)
 	type row struct {
-		claim Claim
-		state task.State
+		claim   Claim
+		state   task.State
+		waiting int
 	}
 	found := map[uuid.UUID]row{}
 	if err == nil {
 		var r row
 		var timeoutMS int64
 		_, err = pgx.ForEachRow(rows, []any{&r.claim.ID, &r.claim.Name, &r.claim.Args, &r.state, &r.claim.Attempt,
-			&r.claim.RetryBase, &r.claim.MaxRetries, &timeoutMS}, func() error {
+			&r.claim.RetryBase, &r.claim.MaxRetries, &timeoutMS, &r.waiting}, func() error {
 			r.claim.Attempt++
 			r.claim.Timeout = time.Duration(timeoutMS) * time.Millisecond
 			found[r.claim.ID] = r
@@ -103,6 +111,8 @@ func (s *Store) LoadClaims(ctx context.Context, ids []uuid.UUID) []Started {
 			results[i].Err = &NotRunnableError{ID: id}
 		case r.state.Terminal():
 			results[i].Err = &NotRunnableError{ID: id, State: r.state}
+		case r.waiting > 0:
+			results[i].Err = &NotRunnableError{ID: id, State: r.state, Waiting: true}
 		default:
 			results[i].Claim = r.claim
 		}

@@ -96,3 +96,33 @@ func (s *Store) OutboxSize(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// outboxChannel is the notification channel on which the workflow trigger announces the outbox
+// rows it wrote (migrations/020_workflows.sql).
+const outboxChannel = "taskflow_outbox"
+
+// ListenOutbox calls notify after each commit that wrote outbox rows through the workflow
+// trigger, until ctx ends or the connection fails. It holds one connection of its own.
+func (s *Store) ListenOutbox(ctx context.Context, notify func()) error {
+	pooled, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("listen for outbox rows: %w", err)
+	}
+	// The connection leaves the pool, so that no other query runs on a connection that listens.
+	conn := pooled.Hijack()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+outboxChannel); err != nil {
+		return fmt.Errorf("listen for outbox rows: %w", err)
+	}
+	notify() // rows committed before LISTEN took effect
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for outbox rows: %w", err)
+		}
+		notify()
+	}
+}

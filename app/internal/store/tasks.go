@@ -44,6 +44,11 @@ type Task struct {
 	CreatedAt  time.Time
 	StartedAt  *time.Time // start of the first attempt
 	FinishedAt *time.Time
+	// Workflow is the workflow the task belongs to, or uuid.Nil.
+	Workflow uuid.UUID
+	// Waiting is the number of tasks of its workflow it still waits for; it gets no message
+	// before that reaches 0.
+	Waiting int
 }
 
 // NewTask is a task to create together with the outbox message that announces it to workers.
@@ -63,7 +68,7 @@ type NewTask struct {
 }
 
 const taskColumns = `id, task, args, state, result, error, traceback, attempts, max_retries,
-	timeout_ms, queue, worker, eta, created_at, started_at, finished_at`
+	timeout_ms, queue, worker, eta, created_at, started_at, finished_at, workflow_id, waiting`
 
 // Created is the result of creating one task.
 type Created struct {
@@ -329,10 +334,15 @@ func scanTask(row pgx.Row, extra ...any) (Task, error) {
 	var t Task
 	var errText, traceback, worker *string
 	var timeoutMS int64
+	var workflow *uuid.UUID
 	dest := []any{&t.ID, &t.Name, &t.Args, &t.State, &t.Result, &errText, &traceback, &t.Attempts,
-		&t.MaxRetries, &timeoutMS, &t.Queue, &worker, &t.ETA, &t.CreatedAt, &t.StartedAt, &t.FinishedAt}
+		&t.MaxRetries, &timeoutMS, &t.Queue, &worker, &t.ETA, &t.CreatedAt, &t.StartedAt, &t.FinishedAt,
+		&workflow, &t.Waiting}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return Task{}, err
+	}
+	if workflow != nil {
+		t.Workflow = *workflow
 	}
 	t.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	t.Error = deref(errText)

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -70,7 +71,9 @@ type Registry struct {
 // entry holds one registered task with its argument type erased.
 type entry struct {
 	info   Info
-	decode func(raw json.RawMessage) (Args, error)
+	schema argSchema
+	// decode decodes raw strictly and then calls Validate unless partial is set.
+	decode func(raw json.RawMessage, partial bool) (Args, error)
 	run    func(ctx context.Context, args Args) (any, error)
 }
 
@@ -101,11 +104,15 @@ func Register[A Args](r *Registry, d Definition[A]) {
 
 	schema := schemaOf(reflect.TypeFor[A]())
 	e := &entry{
-		info: info,
-		decode: func(raw json.RawMessage) (Args, error) {
+		info:   info,
+		schema: schema,
+		decode: func(raw json.RawMessage, partial bool) (Args, error) {
 			var args A
 			if err := decodeArgs(raw, &args, schema); err != nil {
 				return nil, err
+			}
+			if partial {
+				return args, nil
 			}
 			if err := validateArgs(args); err != nil {
 				return nil, err
@@ -161,7 +168,7 @@ func (r *Registry) Validate(name string, raw json.RawMessage) (json.RawMessage, 
 		return nil, err
 	}
 
-	args, err := e.decodeProtected(raw)
+	args, err := e.decodeProtected(raw, false)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +178,53 @@ func (r *Registry) Validate(name string, raw json.RawMessage) (json.RawMessage, 
 		return nil, fmt.Errorf("marshal args of task %q: %w", name, err)
 	}
 	return canonical, nil
+}
+
+// ValidatePiped checks the args of a workflow step whose argument pipe will receive the results
+// of the steps before it. It decodes raw strictly, as Validate does, but raw must not give pipe,
+// and the Validate method of the args type is not called, since the args are not complete yet:
+// the worker validates them, piped results included, before the step runs. The canonical JSON
+// it returns leaves pipe out.
+//
+// Errors are those of Validate, plus a *FieldError on "pipe" when pipe is not an argument of the
+// task and on "args.<pipe>" when raw gives it.
+func (r *Registry) ValidatePiped(name string, raw json.RawMessage, pipe string) (json.RawMessage, error) {
+	e, err := r.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if e.schema.fields != nil {
+		if _, ok := e.schema.fields[pipe]; !ok {
+			msg := fmt.Sprintf("names %q, but task %q takes no arguments", pipe, name)
+			if len(e.schema.names) > 0 {
+				msg = fmt.Sprintf("names %q, which is not an argument of task %q: use one of %s",
+					pipe, name, strings.Join(e.schema.names, ", "))
+			}
+			return nil, &FieldError{Field: "pipe", Message: msg}
+		}
+	}
+
+	args, err := e.decodeProtected(raw, true)
+	if err != nil {
+		return nil, err
+	}
+	var given map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &given); err == nil {
+		if _, ok := given[pipe]; ok {
+			return nil, &FieldError{Field: joinField(pipe), Message: "is filled with the results of the previous step (pipe); leave it out"}
+		}
+	}
+
+	canonical, err := marshalJSON(args)
+	if err != nil {
+		return nil, fmt.Errorf("marshal args of task %q: %w", name, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(canonical, &fields); err != nil {
+		return nil, fmt.Errorf("read canonical args of task %q: %w", name, err)
+	}
+	delete(fields, pipe)
+	return marshalJSON(fields)
 }
 
 // Run decodes and validates raw as Validate does, runs one attempt of task name and returns its
@@ -223,16 +277,16 @@ func (r *Registry) namesLocked() []string {
 
 // decodeProtected decodes and validates raw, turning a panic in the args Validate method into
 // a *PanicError.
-func (e *entry) decodeProtected(raw json.RawMessage) (args Args, err error) {
+func (e *entry) decodeProtected(raw json.RawMessage, partial bool) (args Args, err error) {
 	defer recoverPanic(&err)
-	return e.decode(raw)
+	return e.decode(raw, partial)
 }
 
 // execute runs one attempt and marshals its result, turning a panic into a *PanicError.
 func (e *entry) execute(ctx context.Context, raw json.RawMessage) (out json.RawMessage, err error) {
 	defer recoverPanic(&err)
 
-	args, err := e.decode(raw)
+	args, err := e.decode(raw, false)
 	if err != nil {
 		return nil, Permanent(err)
 	}

@@ -1,0 +1,117 @@
+-- Workflows: chains, groups and chords compiled into tasks that wait for other tasks.
+--
+-- A task of a workflow starts when every task it waits for has succeeded. The tasks are created
+-- together when the workflow is submitted; one that waits gets no outbox message until a trigger
+-- releases it, in the transaction that stores the last result it waited for. When a task it waits
+-- for fails or is revoked, the same trigger revokes it and everything downstream, so every
+-- workflow ends. Because the trigger runs only on a task's change of state, which happens once,
+-- a result releases its dependents exactly once, whichever worker or operator action wrote it.
+
+CREATE TABLE workflows (
+    id              uuid        PRIMARY KEY,
+    spec            jsonb       NOT NULL,        -- the request's workflow, as accepted
+    outputs         uuid[]      NOT NULL,        -- tasks whose results form the workflow's result
+    many            boolean     NOT NULL,        -- the result is an array, not one task's result
+    idempotency_key text,
+    request_hash    bytea,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX workflows_idempotency_key ON workflows (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- None of these columns is indexed except workflow_id, which never changes, so updates of task
+-- rows stay HOT.
+ALTER TABLE tasks
+    ADD COLUMN workflow_id      uuid,
+    ADD COLUMN waiting          integer NOT NULL DEFAULT 0,      -- tasks it waits for that have not succeeded
+    ADD COLUMN pipe             text,                            -- argument that receives their results
+    ADD COLUMN pipe_many        boolean NOT NULL DEFAULT false,  -- pipe an array of results, in order
+    ADD COLUMN release_delay_ms integer NOT NULL DEFAULT 0;      -- countdown from its release
+CREATE INDEX tasks_workflow_id ON tasks (workflow_id) WHERE workflow_id IS NOT NULL;
+
+-- child waits for parent. position orders the results piped into child.
+CREATE TABLE task_edges (
+    parent   uuid    NOT NULL,
+    child    uuid    NOT NULL,
+    position integer NOT NULL,
+    PRIMARY KEY (parent, child)
+);
+CREATE INDEX task_edges_child ON task_edges (child);
+
+CREATE FUNCTION taskflow_settle_dependents() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ready uuid[];
+BEGIN
+    IF NEW.state = 'SUCCESS' THEN
+        -- Two results for the same child serialise on its row lock, so exactly one of them sees
+        -- waiting reach 0.
+        WITH counted AS (
+            UPDATE tasks c SET waiting = c.waiting - 1, updated_at = now()
+            FROM task_edges e
+            WHERE e.parent = NEW.id AND c.id = e.child AND c.state = 'PENDING' AND c.waiting > 0
+            RETURNING c.id, c.waiting
+        )
+        SELECT array_agg(id) INTO ready FROM counted WHERE waiting = 0;
+        IF ready IS NULL THEN
+            RETURN NULL;
+        END IF;
+
+        -- Each statement of this function sees the results committed before it began, and the
+        -- results written by the statement that fired it.
+        WITH inputs AS (
+            SELECT e.child,
+                   CASE WHEN bool_or(c.pipe_many)
+                        THEN jsonb_agg(coalesce(p.result, 'null'::jsonb) ORDER BY e.position)
+                        ELSE (array_agg(coalesce(p.result, 'null'::jsonb) ORDER BY e.position))[1]
+                   END AS value
+            FROM task_edges e
+            JOIN tasks c ON c.id = e.child
+            JOIN tasks p ON p.id = e.parent
+            WHERE e.child = ANY(ready) AND c.pipe IS NOT NULL
+            GROUP BY e.child
+        ), released AS (
+            UPDATE tasks c
+            SET args = coalesce(jsonb_set(c.args, ARRAY[c.pipe], i.value), c.args),
+                eta = CASE WHEN c.release_delay_ms > 0
+                           THEN now() + c.release_delay_ms * interval '1 millisecond' END,
+                updated_at = now()
+            FROM unnest(ready) AS r(id)
+            LEFT JOIN inputs i ON i.child = r.id
+            WHERE c.id = r.id
+            RETURNING c.id, c.task, c.queue, c.eta
+        )
+        INSERT INTO outbox (queue, payload, task_id, not_before)
+        SELECT queue, jsonb_agg(jsonb_build_object('id', id, 'task', task) ORDER BY id), NULL, now()
+        FROM released WHERE eta IS NULL GROUP BY queue
+        UNION ALL
+        SELECT queue, jsonb_build_array(jsonb_build_object('id', id, 'task', task)), id, eta
+        FROM released WHERE eta IS NOT NULL;
+        PERFORM pg_notify('taskflow_outbox', '');
+        RETURN NULL;
+    END IF;
+
+    -- FAILURE or REVOKED: nothing downstream can run. The revoked tasks fire this trigger in turn;
+    -- the setting stops them from walking the graph again.
+    IF current_setting('taskflow.cascading', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('taskflow.cascading', 'on', true);
+    WITH RECURSIVE downstream(id) AS (
+        SELECT child FROM task_edges WHERE parent = NEW.id
+        UNION
+        SELECT e.child FROM task_edges e JOIN downstream d ON e.parent = d.id
+    )
+    UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now(),
+        error = format('not run: task %s, which it waits for, ended in %s', NEW.id, NEW.state)
+    WHERE id IN (SELECT id FROM downstream) AND state = 'PENDING';
+    PERFORM set_config('taskflow.cascading', 'off', true);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tasks_settle_dependents
+    AFTER UPDATE OF state ON tasks
+    FOR EACH ROW
+    WHEN (NEW.workflow_id IS NOT NULL AND OLD.state IS DISTINCT FROM NEW.state
+          AND NEW.state IN ('SUCCESS', 'FAILURE', 'REVOKED'))
+    EXECUTE FUNCTION taskflow_settle_dependents();
