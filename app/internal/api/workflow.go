@@ -257,21 +257,17 @@ func (c *workflowCompiler) taskStep(raw json.RawMessage, fields map[string]json.
 				stepName(path), name, strings.Join(stepFields, ", "))
 		}
 	}
-	var req struct {
-		submitRequest
-		Pipe *string `json:"pipe"`
-	}
-	if err := json.Unmarshal(raw, &req); err != nil {
+	var req submitRequest
+	if err := json.Unmarshal(raw, &req); err != nil { // the unknown "pipe" is skipped
 		return part{}, nil, atStep(path, decodeError(err))
 	}
 	pipe := ""
-	if req.Pipe != nil {
-		if *req.Pipe == "" {
+	if rawPipe, ok := fields["pipe"]; ok {
+		if err := json.Unmarshal(rawPipe, &pipe); err != nil || pipe == "" {
 			return part{}, nil, unprocessable(joinPath(path, "pipe"), "%s: pipe must name the argument that receives the previous step's results", stepName(path))
 		}
-		pipe = *req.Pipe
 	}
-	nt, err := c.s.newTask(req.submitRequest, pipe)
+	nt, err := c.s.newTask(req, pipe)
 	if err != nil {
 		return part{}, nil, atStep(path, err)
 	}

@@ -41,9 +41,16 @@ type flakyArgs struct {
 
 func (flakyArgs) Validate() error { return nil }
 
+type echoArgs struct {
+	Value json.RawMessage `json:"value"`
+}
+
+func (echoArgs) Validate() error { return nil }
+
 // registry returns the built-in tasks plus:
 //   - "panic", which always panics;
-//   - "flaky", which fails its first `failures` attempts with a transient error.
+//   - "flaky", which fails its first `failures` attempts with a transient error;
+//   - "echo", which returns its argument "value".
 func (tt *testTasks) registry() *task.Registry {
 	r := task.NewRegistry()
 	builtin.Register(r)
@@ -60,6 +67,10 @@ func (tt *testTasks) registry() *task.Registry {
 			}
 			return map[string]int64{"calls": n}, nil
 		},
+	})
+	task.Register(r, task.Definition[echoArgs]{
+		Name: "echo", Description: "returns its value",
+		Run: func(_ context.Context, a echoArgs) (any, error) { return a.Value, nil },
 	})
 	return r
 }
