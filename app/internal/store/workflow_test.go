@@ -170,8 +170,8 @@ func TestWorkflowFailureRevokesEverythingDownstream(t *testing.T) {
 	// a -> b -> c, with d parallel to a and c waiting for it too.
 	a, b, c, d := newTask("fib"), newTask("fib"), newTask("fib"), newTask("fib")
 	w := store.NewWorkflow{ID: uuid.Must(uuid.NewV7()), Spec: json.RawMessage(`{}`),
-		Tasks: []store.WorkflowTask{{NewTask: a}, {NewTask: b}, {NewTask: c}, {NewTask: d}},
-		Edges: []store.Edge{{Parent: a.ID, Child: b.ID}, {Parent: b.ID, Child: c.ID}, {Parent: d.ID, Child: c.ID, Position: 1}},
+		Tasks:   []store.WorkflowTask{{NewTask: a}, {NewTask: b}, {NewTask: c}, {NewTask: d}},
+		Edges:   []store.Edge{{Parent: a.ID, Child: b.ID}, {Parent: b.ID, Child: c.ID}, {Parent: d.ID, Child: c.ID, Position: 1}},
 		Outputs: []uuid.UUID{c.ID}}
 	if _, _, err := st.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
