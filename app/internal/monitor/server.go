@@ -192,6 +192,8 @@ func (m *Monitor) classify(r *http.Request, err error) (status int, field, msg s
 		return http.StatusConflict, "", "the task has not finished; only FAILURE and REVOKED tasks can be retried"
 	case errors.Is(err, store.ErrFinished):
 		return http.StatusConflict, "", "the task already finished; a SUCCESS task is never run again"
+	case errors.Is(err, store.ErrUpstreamFailed):
+		return http.StatusConflict, "", "the task waits for a task of its workflow that failed or was revoked; retry that task, and this one follows"
 	case errors.Is(err, errDeadLetterNotFound):
 		return http.StatusNotFound, "task_id", "the queue has no message for that task"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

@@ -15,10 +15,19 @@ import (
 // ErrNotFinished means the task is still PENDING, STARTED or RETRY, so it cannot be requeued.
 var ErrNotFinished = errors.New("task has not finished")
 
+// ErrUpstreamFailed means the task waits for a task of its workflow that failed or was revoked,
+// so requeueing it alone would leave it waiting forever; requeue that task instead.
+var ErrUpstreamFailed = errors.New("a task it waits for failed or was revoked")
+
 // Requeue puts a task in FAILURE or REVOKED back to PENDING with a fresh retry budget and a new
 // outbox message, so a worker runs it again. Earlier attempts stay recorded and numbering
 // continues. A task in another state gives ErrNotFinished (or, for SUCCESS, ErrFinished: a result
 // is never replaced), and an unknown id gives ErrNotFound.
+//
+// In a workflow, the tasks downstream that its end revoked come back to PENDING and wait again,
+// unless another task they wait for also failed. A task that waits for a task that failed or was
+// revoked gives ErrUpstreamFailed, and one that waits for a task still running gets its message
+// when that task succeeds.
 func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 	var t Task
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -43,17 +52,76 @@ func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 		if t, err = scanTask(row); err != nil {
 			return err
 		}
+		if t.Workflow != uuid.Nil {
+			if t.Waiting, err = requeueInWorkflow(ctx, tx, id); err != nil || t.Waiting > 0 {
+				return err
+			}
+		}
 		payload := []broker.TaskMessage{{ID: id, Task: name}}
 		_, err = tx.Exec(ctx, `INSERT INTO outbox (task_id, queue, payload) VALUES ($1, $2, $3)`, id, queue, payload)
 		return err
 	})
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrFinished), errors.Is(err, ErrNotFinished):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrFinished), errors.Is(err, ErrNotFinished), errors.Is(err, ErrUpstreamFailed):
 		return Task{}, err
 	case err != nil:
 		return Task{}, fmt.Errorf("requeue task %s: %w", id, err)
 	}
 	return t, nil
+}
+
+// requeueInWorkflow counts what the requeued workflow task id waits for and brings back the tasks
+// downstream that its end revoked. It returns the number of tasks id waits for.
+func requeueInWorkflow(ctx context.Context, tx pgx.Tx, id uuid.UUID) (int, error) {
+	var waiting, blocked int
+	err := tx.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE p.state <> 'SUCCESS'),
+		       count(*) FILTER (WHERE p.state IN ('FAILURE', 'REVOKED'))
+		FROM task_edges e JOIN tasks p ON p.id = e.parent
+		WHERE e.child = $1`, id).Scan(&waiting, &blocked)
+	if err != nil {
+		return 0, err
+	}
+	if blocked > 0 {
+		return 0, ErrUpstreamFailed
+	}
+	_, err = tx.Exec(ctx, `UPDATE tasks SET waiting = $2, revoked_by = NULL WHERE id = $1`, id, waiting)
+	if err != nil {
+		return 0, err
+	}
+
+	// Revive what the cascade revoked, count again what each revived task waits for, and revoke
+	// again those that also wait for another task that failed; that cascades as before.
+	rows, err := tx.Query(ctx, `
+		WITH RECURSIVE downstream(id) AS (
+			SELECT child FROM task_edges WHERE parent = $1
+			UNION
+			SELECT e.child FROM task_edges e JOIN downstream d ON e.parent = d.id
+		)
+		UPDATE tasks SET state = 'PENDING', error = NULL, finished_at = NULL, revoked_by = NULL, updated_at = now()
+		WHERE id IN (SELECT id FROM downstream) AND state = 'REVOKED' AND revoked_by IS NOT NULL
+		RETURNING id`, id)
+	if err != nil {
+		return 0, err
+	}
+	revived, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(revived) == 0 {
+		return waiting, err
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE tasks c SET waiting = (
+			SELECT count(*) FROM task_edges e JOIN tasks p ON p.id = e.parent
+			WHERE e.child = c.id AND p.state <> 'SUCCESS')
+		WHERE c.id = ANY($1)`, revived)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE tasks c SET state = 'REVOKED', finished_at = now(), updated_at = now(), revoked_by = p.id,
+			error = format('not run: task %s, which it waits for, ended in %s', p.id, p.state)
+		FROM task_edges e JOIN tasks p ON p.id = e.parent
+		WHERE c.id = ANY($1) AND e.child = c.id AND p.state IN ('FAILURE', 'REVOKED') AND c.state = 'PENDING'`, revived)
+	return waiting, err
 }
 
 // SetQueuePaused records whether workers should consume from queue. It is idempotent.

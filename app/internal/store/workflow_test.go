@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,5 +281,100 @@ func TestListenOutboxReportsReleasedTasks(t *testing.T) {
 	cancel()
 	if err := <-listening; err == nil {
 		t.Error("ListenOutbox returned nil after its context ended, want the context error")
+	}
+}
+
+func states(t *testing.T, st *store.Store, ids ...uuid.UUID) []task.State {
+	t.Helper()
+	var got []task.State
+	for _, id := range ids {
+		tk, err := st.Task(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, tk.State)
+	}
+	return got
+}
+
+func TestRequeueBringsBackWhatAFailureRevoked(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	// a -> b -> c, and x -> c: retrying a revives b and c; x's failure then revokes c again.
+	a, b, c, x := newTask("fib"), newTask("fib"), newTask("fib"), newTask("fib")
+	w := store.NewWorkflow{ID: uuid.Must(uuid.NewV7()), Spec: json.RawMessage(`{}`),
+		Tasks:   []store.WorkflowTask{{NewTask: a}, {NewTask: b}, {NewTask: c}, {NewTask: x}},
+		Edges:   []store.Edge{{Parent: a.ID, Child: b.ID}, {Parent: b.ID, Child: c.ID}, {Parent: x.ID, Child: c.ID, Position: 1}},
+		Outputs: []uuid.UUID{c.ID}}
+	if _, _, err := st.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	relayed(t, st)
+	fail := func(id uuid.UUID) {
+		t.Helper()
+		if _, err := st.Finish(ctx, store.Outcome{ID: id, Attempt: 1, Worker: "w", State: task.Failure, Error: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail(a.ID)
+	if diff := cmp.Diff([]task.State{task.Failure, task.Revoked, task.Revoked}, states(t, st, a.ID, b.ID, c.ID)); diff != "" {
+		t.Fatalf("after a failed (-want +got):\n%s", diff)
+	}
+	if _, err := st.Requeue(ctx, b.ID); !errors.Is(err, store.ErrUpstreamFailed) {
+		t.Fatalf("Requeue(b) error = %v, want ErrUpstreamFailed", err)
+	}
+
+	if _, err := st.Requeue(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]task.State{task.Pending, task.Pending, task.Pending}, states(t, st, a.ID, b.ID, c.ID)); diff != "" {
+		t.Fatalf("after requeue of a (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]uuid.UUID{a.ID}, relayed(t, st)); diff != "" {
+		t.Fatalf("announced after requeue (-want +got):\n%s", diff)
+	}
+	if _, err := st.Finish(ctx, store.Outcome{ID: a.ID, Attempt: 2, Worker: "w", State: task.Success, Result: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uuid.UUID{b.ID}, relayed(t, st)); diff != "" {
+		t.Fatalf("announced after a succeeded (-want +got):\n%s", diff)
+	}
+
+	fail(x.ID)
+	if diff := cmp.Diff([]task.State{task.Pending, task.Revoked}, states(t, st, b.ID, c.ID)); diff != "" {
+		t.Fatalf("after x failed (-want +got):\n%s", diff)
+	}
+	if _, err := st.Requeue(ctx, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Task(ctx, c.ID)
+	if err != nil || got.State != task.Pending || got.Waiting != 2 {
+		t.Fatalf("c after requeue of x = %s waiting %d (%v), want PENDING waiting for b and x", got.State, got.Waiting, err)
+	}
+}
+
+func TestRequeueKeepsRevokedWhatAnotherFailureBlocks(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	ctx := context.Background()
+	w, header, body := chord(2)
+	if _, _, err := st.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range header {
+		if _, err := st.Finish(ctx, store.Outcome{ID: id, Attempt: 1, Worker: "w", State: task.Failure, Error: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Requeue(ctx, header[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Task(ctx, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "not run: task " + header[1].String(); got.State != task.Revoked || !strings.HasPrefix(got.Error, want) {
+		t.Errorf("body = %s %q, want REVOKED by the other failed header task (%q)", got.State, got.Error, want)
 	}
 }

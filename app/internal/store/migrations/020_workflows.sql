@@ -4,7 +4,8 @@
 -- together when the workflow is submitted; one that waits gets no outbox message until a trigger
 -- releases it, in the transaction that stores the last result it waited for. When a task it waits
 -- for fails or is revoked, the same trigger revokes it and everything downstream, so every
--- workflow ends. Because the trigger runs only on a task's change of state, which happens once,
+-- workflow ends; an operator's retry of the failed task brings those tasks back (Store.Requeue).
+-- Because the trigger runs only on a task's change of state, which happens once,
 -- a result releases its dependents exactly once, whichever worker or operator action wrote it.
 
 CREATE TABLE workflows (
@@ -25,7 +26,8 @@ ALTER TABLE tasks
     ADD COLUMN waiting          integer NOT NULL DEFAULT 0,      -- tasks it waits for that have not succeeded
     ADD COLUMN pipe             text,                            -- argument that receives their results
     ADD COLUMN pipe_many        boolean NOT NULL DEFAULT false,  -- pipe an array of results, in order
-    ADD COLUMN release_delay_ms integer NOT NULL DEFAULT 0;      -- countdown from its release
+    ADD COLUMN release_delay_ms integer NOT NULL DEFAULT 0,      -- countdown from its release
+    ADD COLUMN revoked_by       uuid;                            -- the task whose end revoked it
 CREATE INDEX tasks_workflow_id ON tasks (workflow_id) WHERE workflow_id IS NOT NULL;
 
 -- child waits for parent. position orders the results piped into child.
@@ -101,7 +103,7 @@ BEGIN
         UNION
         SELECT e.child FROM task_edges e JOIN downstream d ON e.parent = d.id
     )
-    UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now(),
+    UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now(), revoked_by = NEW.id,
         error = format('not run: task %s, which it waits for, ended in %s', NEW.id, NEW.state)
     WHERE id IN (SELECT id FROM downstream) AND state = 'PENDING';
     PERFORM set_config('taskflow.cascading', 'off', true);
