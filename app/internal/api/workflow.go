@@ -144,6 +144,7 @@ func (c *workflowCompiler) node(raw json.RawMessage, path string, depth int) (pa
 	if _, ok := fields["task"]; ok {
 		return c.taskStep(raw, fields, path)
 	}
+
 	var kinds []string
 	for _, kind := range []string{"chain", "group", "chord"} {
 		if _, ok := fields[kind]; ok {
@@ -154,6 +155,7 @@ func (c *workflowCompiler) node(raw json.RawMessage, path string, depth int) (pa
 		return part{}, nil, unprocessable(path, `%s must be a task such as {"task": "fib", "args": {"n": 10}}, `+
 			`or an object with exactly one of "chain", "group" or "chord"`, stepName(path))
 	}
+
 	kind := kinds[0]
 	value := fields[kind]
 	path = joinPath(path, kind)

@@ -13,7 +13,7 @@ import (
 // maxSumValues is the most values one sum task adds.
 const maxSumValues = 100_000
 
-// SumResult is the result of the sum task. It has the shape of FibResult's value, so a sum can
+// SumResult is the result of the sum task. Like FibResult it has a "value" member, so a sum can
 // take the results of fib tasks or of other sums.
 type SumResult struct {
 	// Count is the number of values added.
@@ -42,7 +42,7 @@ func (a *sumArgs) Validate() error {
 		return &task.FieldError{Field: "values", Message: "must be an array of " + sumValueKinds}
 	}
 	if len(items) > maxSumValues {
-		return &task.FieldError{Field: "values", Message: fmt.Sprintf("holds %d values; the most is %d", len(items), maxSumValues)}
+		return &task.FieldError{Field: "values", Message: fmt.Sprintf("holds %d values, more than the limit of %d", len(items), maxSumValues)}
 	}
 	a.parsed = make([]*big.Int, len(items))
 	for i, item := range items {

@@ -15,11 +15,28 @@ import (
 type result struct {
 	Label    string
 	Expect   string
+	Path     string // the collection it was submitted to, such as /api/tasks
 	ID       string          `json:"id"`
 	State    string          `json:"state"`
 	Attempts int             `json:"attempts"`
 	Result   json.RawMessage `json:"result"`
 	Error    *string         `json:"error"`
+	// Tasks are those of a workflow; the report counts their attempts.
+	Tasks []struct {
+		Attempts int `json:"attempts"`
+	} `json:"tasks"`
+}
+
+// attempts returns the attempts of the task, or of all tasks of the workflow.
+func (r result) attempts() int {
+	if r.Tasks == nil {
+		return r.Attempts
+	}
+	n := 0
+	for _, t := range r.Tasks {
+		n += t.Attempts
+	}
+	return n
 }
 
 // Summary returns the result or the error, shortened to one table cell.
@@ -38,7 +55,8 @@ func (r result) Summary() string {
 // batchTimeout bounds the wait for the whole batch.
 const batchTimeout = 2 * time.Minute
 
-// submitBatch posts every task of the embedded batch and polls until all have finished.
+// submitBatch posts every task and workflow of the embedded batch and polls until all have
+// finished.
 func submitBatch(ctx context.Context, apiURL string) ([]result, error) {
 	var items []batchItem
 	if err := json.Unmarshal(batchJSON, &items); err != nil {
@@ -48,14 +66,17 @@ func submitBatch(ctx context.Context, apiURL string) ([]result, error) {
 	results := make([]result, len(items))
 	for i, item := range items {
 		var r result
-		status, err := call(ctx, client, http.MethodPost, apiURL+"/api/tasks", item.Body, &r)
+		if item.Path == "" {
+			item.Path = "/api/tasks"
+		}
+		status, err := call(ctx, client, http.MethodPost, apiURL+item.Path, item.Body, &r)
 		if err != nil {
 			return nil, fmt.Errorf("submit %s: %w", item.Label, err)
 		}
 		if status != http.StatusAccepted {
 			return nil, fmt.Errorf("submit %s: status %d, want 202", item.Label, status)
 		}
-		r.Label, r.Expect = item.Label, item.Expect
+		r.Label, r.Expect, r.Path = item.Label, item.Expect, item.Path
 		results[i] = r
 	}
 
@@ -70,11 +91,11 @@ func submitBatch(ctx context.Context, apiURL string) ([]result, error) {
 				return results, ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
-			label, expect := results[i].Label, results[i].Expect
-			if _, err := call(ctx, client, http.MethodGet, apiURL+"/api/tasks/"+results[i].ID, nil, &results[i]); err != nil {
+			label, expect, path := results[i].Label, results[i].Expect, results[i].Path
+			if _, err := call(ctx, client, http.MethodGet, apiURL+path+"/"+results[i].ID, nil, &results[i]); err != nil {
 				return results, fmt.Errorf("poll %s: %w", label, err)
 			}
-			results[i].Label, results[i].Expect = label, expect
+			results[i].Label, results[i].Expect, results[i].Path = label, expect, path
 		}
 	}
 	return results, nil

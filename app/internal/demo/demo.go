@@ -335,12 +335,13 @@ func (d *demo) report(results []result, apiURL string, env map[string]string) {
 	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tRESULT OR ERROR")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Label, r.State, r.Attempts, r.Summary())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Label, r.State, r.attempts(), r.Summary())
 	}
 	_ = tw.Flush()
 
 	fmt.Fprintln(d.out, "\nURLs:")
 	fmt.Fprintf(d.out, "  tasks       %s/api/tasks\n", apiURL)
+	fmt.Fprintf(d.out, "  workflows   %s/api/workflows\n", apiURL)
 	fmt.Fprintf(d.out, "  readiness   %s/api/readyz\n", apiURL)
 	fmt.Fprintf(d.out, "  metrics     %s/metrics\n", apiURL)
 	fmt.Fprintf(d.out, "  monitor     %s (sign in with any user name and the admin token %s)\n", d.monitorURL, d.adminToken)
@@ -350,10 +351,12 @@ func (d *demo) report(results []result, apiURL string, env map[string]string) {
 	fmt.Fprintf(d.out, "\nTry: curl -s -H 'Content-Type: application/json' -d '{\"task\":\"fib\",\"args\":{\"n\":90}}' %s/api/tasks\n", apiURL)
 }
 
-// batchItem is one task of the embedded batch.
+// batchItem is one task or workflow of the embedded batch.
 type batchItem struct {
 	Label string          `json:"label"`
 	Body  json.RawMessage `json:"body"`
+	// Path is the collection to post Body to: /api/tasks when empty, or /api/workflows.
+	Path string `json:"path"`
 	// Expect is the state the task must end in: SUCCESS, or FAILURE for the malformed input
 	// that shows a permanent error.
 	Expect string `json:"expect"`

@@ -35,6 +35,10 @@ type taskJSON struct {
 	CreatedAt  time.Time       `json:"created_at"`
 	StartedAt  *time.Time      `json:"started_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
+	// WorkflowID names the task's workflow, and Waiting counts the tasks of it that this one
+	// still waits for.
+	WorkflowID string `json:"workflow_id,omitempty"`
+	Waiting    int    `json:"waiting,omitempty"`
 }
 
 func newTaskJSON(t store.Task) taskJSON {
@@ -42,7 +46,10 @@ func newTaskJSON(t store.Task) taskJSON {
 		ID: t.ID.String(), Task: t.Name, Args: t.Args, State: t.State, Result: t.Result,
 		Attempts: t.Attempts, MaxRetries: t.MaxRetries, TimeoutMS: t.Timeout.Milliseconds(),
 		Queue: t.Queue, Worker: t.Worker, ETA: t.ETA, CreatedAt: t.CreatedAt,
-		StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
+		StartedAt: t.StartedAt, FinishedAt: t.FinishedAt, Waiting: t.Waiting,
+	}
+	if t.Workflow != uuid.Nil {
+		j.WorkflowID = t.Workflow.String()
 	}
 	if j.Result == nil {
 		j.Result = json.RawMessage("null")
