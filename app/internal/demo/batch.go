@@ -15,7 +15,7 @@ import (
 type result struct {
 	Label    string
 	Expect   string
-	Path     string // the collection it was submitted to, such as /api/tasks
+	Path     string          // the collection it was submitted to, such as /api/tasks
 	ID       string          `json:"id"`
 	State    string          `json:"state"`
 	Attempts int             `json:"attempts"`
