@@ -389,12 +389,12 @@ func (s *Server) cancelWorkflow(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	revoked, err := s.store.RevokeWorkflow(r.Context(), id)
+	running, err := s.store.RevokeWorkflow(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	if s.commands != nil {
-		for _, taskID := range revoked {
+		for _, taskID := range running {
 			if err := s.commands.Revoked(r.Context(), taskID); err != nil {
 				s.log.WarnContext(r.Context(), "cannot tell workers about a revoked task; a running attempt finishes and its result is discarded",
 					"task_id", taskID, "err", err)

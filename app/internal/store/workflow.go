@@ -210,11 +210,11 @@ func (s *Store) Workflow(ctx context.Context, id uuid.UUID) (Workflow, error) {
 	return w, nil
 }
 
-// RevokeWorkflow marks every unfinished task of the workflow REVOKED, drops their unpublished
-// outbox messages and returns the ids of the tasks it revoked, with ErrWorkflowNotFound for an
-// unknown workflow. Finished tasks keep their state.
+// RevokeWorkflow marks every unfinished task of the workflow REVOKED and drops their unpublished
+// outbox messages. It returns the ids of the revoked tasks that had started, whose workers should
+// be told, and ErrWorkflowNotFound for an unknown workflow. Finished tasks keep their state.
 func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
-	var revoked []uuid.UUID
+	var running []uuid.UUID
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)`, id).Scan(&exists); err != nil {
@@ -224,16 +224,22 @@ func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, 
 			return ErrWorkflowNotFound
 		}
 		rows, err := tx.Query(ctx, `
-			UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now()
-			WHERE workflow_id = $1 AND state IN ('PENDING', 'STARTED', 'RETRY')
-			RETURNING id`, id)
+			WITH unfinished AS (
+				SELECT id, state FROM tasks
+				WHERE workflow_id = $1 AND state IN ('PENDING', 'STARTED', 'RETRY')
+				FOR UPDATE
+			), revoked AS (
+				UPDATE tasks t SET state = 'REVOKED', finished_at = now(), updated_at = now()
+				FROM unfinished u WHERE t.id = u.id
+				RETURNING t.id, u.state
+			), dropped AS (
+				DELETE FROM outbox WHERE task_id IN (SELECT id FROM revoked)
+			)
+			SELECT id FROM revoked WHERE state <> 'PENDING'`, id)
 		if err != nil {
 			return err
 		}
-		if revoked, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM outbox WHERE task_id = ANY($1)`, revoked)
+		running, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 		return err
 	})
 	switch {
@@ -242,5 +248,5 @@ func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, 
 	case err != nil:
 		return nil, fmt.Errorf("revoke workflow %s: %w", id, err)
 	}
-	return revoked, nil
+	return running, nil
 }

@@ -220,9 +220,19 @@ func TestWorkflowIdempotencyAndRevoke(t *testing.T) {
 		t.Fatalf("different request error = %v, want ErrIdempotencyConflict", err)
 	}
 
-	revoked, err := st.RevokeWorkflow(ctx, first.ID)
-	if err != nil || len(revoked) != 3 {
-		t.Fatalf("RevokeWorkflow = %v, %v; want 3 tasks", revoked, err)
+	if err := st.MarkStarted(ctx, []store.StartMark{{ID: first.Tasks[0].ID, Attempt: 1, StartedAt: time.Now()}}, "w")[0]; err != nil {
+		t.Fatal(err)
+	}
+	running, err := st.RevokeWorkflow(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uuid.UUID{first.Tasks[0].ID}, running); diff != "" {
+		t.Errorf("RevokeWorkflow running tasks (-want +got):\n%s", diff)
+	}
+	ids := []uuid.UUID{first.Tasks[0].ID, first.Tasks[1].ID, first.Tasks[2].ID}
+	if diff := cmp.Diff([]task.State{task.Revoked, task.Revoked, task.Revoked}, states(t, st, ids...)); diff != "" {
+		t.Errorf("states after RevokeWorkflow (-want +got):\n%s", diff)
 	}
 	if ids := relayed(t, st); len(ids) != 2 {
 		// The header shares one outbox row with no task id, which stays; workers skip the
