@@ -789,3 +789,40 @@ func TestRegistryConcurrentUse(t *testing.T) {
 		t.Errorf("len(Names()) = %d, want %d", got, want)
 	}
 }
+
+func TestValidatePiped(t *testing.T) {
+	t.Parallel()
+	r := newTestRegistry(t)
+
+	// n is required by Validate, but the piped value arrives later, so it is not checked yet.
+	got, err := r.ValidatePiped("echo", json.RawMessage(`{"name": "x", "tags": ["a"]}`), "n")
+	if err != nil {
+		t.Fatalf("ValidatePiped error = %v", err)
+	}
+	if diff := cmp.Diff(`{"name":"x","tags":["a"]}`, string(got)); diff != "" {
+		t.Errorf("canonical args (-want +got):\n%s", diff)
+	}
+
+	cases := []struct {
+		name string
+		args string
+		pipe string
+		want FieldError
+	}{
+		{"unknown pipe", `{}`, "m", FieldError{Field: "pipe", Message: `names "m", which is not an argument of task "echo": use one of count, flag, inner, n, name, ratio, small, tags`}},
+		{"piped argument given", `{"n": 1}`, "n", FieldError{Field: "args.n", Message: "is filled with the results of the previous step (pipe); leave it out"}},
+		{"other argument wrong", `{"name": 5}`, "n", FieldError{Field: "args.name", Message: "must be a string, got a number"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := r.ValidatePiped("echo", json.RawMessage(c.args), c.pipe)
+			var fieldErr *FieldError
+			if !errors.As(err, &fieldErr) {
+				t.Fatalf("error = %v, want a *FieldError", err)
+			}
+			if diff := cmp.Diff(c.want, *fieldErr); diff != "" {
+				t.Errorf("field error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
