@@ -415,12 +415,17 @@ func joinStates() string {
 	return strings.Join(names, ", ")
 }
 
-// pathID parses the {id} path segment.
+// pathID parses the {id} path segment of a task route.
 func pathID(r *http.Request) (uuid.UUID, error) {
+	return pathUUID(r, "task")
+}
+
+// pathUUID parses the {id} path segment, the id of a kind of object such as "task".
+func pathUUID(r *http.Request, kind string) (uuid.UUID, error) {
 	raw := r.PathValue("id")
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return uuid.Nil, badRequest("id", "task id %q is not a UUID", raw)
+		return uuid.Nil, badRequest("id", "%s id %q is not a UUID", kind, raw)
 	}
 	return id, nil
 }

@@ -370,7 +370,7 @@ func stepName(path string) string {
 
 // getWorkflow handles GET /api/workflows/{id}.
 func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathWorkflowID(r)
+	id, err := pathUUID(r, "workflow")
 	if err != nil {
 		return err
 	}
@@ -385,7 +385,7 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) error {
 // cancelWorkflow handles POST /api/workflows/{id}/cancel: it revokes every task of the workflow
 // that has not finished.
 func (s *Server) cancelWorkflow(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathWorkflowID(r)
+	id, err := pathUUID(r, "workflow")
 	if err != nil {
 		return err
 	}
@@ -408,15 +408,6 @@ func (s *Server) cancelWorkflow(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.writeJSON(w, r, http.StatusOK, newWorkflowResponse(wf))
 	return nil
-}
-
-func pathWorkflowID(r *http.Request) (uuid.UUID, error) {
-	raw := r.PathValue("id")
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		return uuid.Nil, badRequest("id", "workflow id %q is not a UUID", raw)
-	}
-	return id, nil
 }
 
 func newWorkflowResponse(wf store.Workflow) workflowResponse {

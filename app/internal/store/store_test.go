@@ -372,20 +372,7 @@ func TestRelayOutboxDeletesOnlyConfirmed(t *testing.T) {
 		t.Errorf("deleted = %d, want 2", n)
 	}
 
-	var left []uuid.UUID
-	_, err = st.RelayOutbox(ctx, 10, func(_ context.Context, rows []store.OutboxRow) ([]int64, error) {
-		var all []int64
-		for _, r := range rows {
-			for _, m := range r.Messages {
-				left = append(left, m.ID)
-			}
-			all = append(all, r.ID)
-		}
-		return all, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	left := relayed(t, st)
 	if diff := cmp.Diff(ids[2:], left); diff != "" {
 		t.Errorf("messages offered again (-want +got):\n%s", diff)
 	}

@@ -36,7 +36,7 @@ func chord(n int) (store.NewWorkflow, []uuid.UUID, uuid.UUID) {
 	return w, header, body.ID
 }
 
-// relayed publishes the due outbox and returns the announced task ids.
+// relayed publishes the due outbox, confirming every row, and returns the announced task ids.
 func relayed(t *testing.T, st *store.Store) []uuid.UUID {
 	t.Helper()
 	var ids []uuid.UUID
