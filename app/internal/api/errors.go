@@ -62,7 +62,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeJSON(w, r, http.StatusNotFound, errorBody{Error: "no workflow has id " + r.PathValue("id"), Field: "id"})
 	case errors.Is(err, store.ErrIdempotencyConflict):
 		s.writeJSON(w, r, http.StatusConflict, errorBody{
-			Error: "the Idempotency-Key was already used with a different request body; use a new key for a new task",
+			Error: "the Idempotency-Key was already used with a different request body; use a new key for a new request",
 			Field: "Idempotency-Key"})
 	case errors.Is(err, store.ErrFinished):
 		s.writeJSON(w, r, http.StatusConflict, errorBody{Error: "the task already finished and cannot be cancelled"})

@@ -442,7 +442,7 @@ func newWorkflowResponse(wf store.Workflow) workflowResponse {
 
 // workflowState sums up the states of a workflow's tasks. It is SUCCESS when all succeeded,
 // FAILURE or REVOKED once all finished and one did not succeed, STARTED while any task has started
-// or finished, and PENDING before that. The error is that of the first task that failed.
+// or finished, and PENDING before that. The error is that of the task that failed first.
 func workflowState(tasks []store.Task) (task.State, *string) {
 	var started, finished int
 	var failed, revoked *store.Task
@@ -452,14 +452,10 @@ func workflowState(tasks []store.Task) (task.State, *string) {
 			finished++
 		case task.Failure:
 			finished++
-			if failed == nil {
-				failed = &tasks[i]
-			}
+			failed = earlier(failed, &tasks[i])
 		case task.Revoked:
 			finished++
-			if revoked == nil {
-				revoked = &tasks[i]
-			}
+			revoked = earlier(revoked, &tasks[i])
 		case task.Started, task.Retry:
 			started++
 		}
@@ -481,6 +477,17 @@ func workflowState(tasks []store.Task) (task.State, *string) {
 	default:
 		return task.Success, nil
 	}
+}
+
+// earlier returns the task of a and b that finished first, or the one that is not nil.
+func earlier(a, b *store.Task) *store.Task {
+	if a == nil || a.FinishedAt == nil {
+		return b
+	}
+	if b.FinishedAt != nil && b.FinishedAt.Before(*a.FinishedAt) {
+		return b
+	}
+	return a
 }
 
 // readJSONBody reads a request body that must be JSON, within the size limit.

@@ -31,9 +31,26 @@ var ErrUpstreamFailed = errors.New("a task it waits for failed or was revoked")
 func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 	var t Task
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// In a workflow, the tasks that the requeued ones wait for are locked before the task
+		// itself, the order in which a worker's result locks them.
+		var inWorkflow bool
+		err := tx.QueryRow(ctx, `SELECT workflow_id IS NOT NULL FROM tasks WHERE id = $1`, id).Scan(&inWorkflow)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var downstream []uuid.UUID
+		if inWorkflow {
+			if downstream, err = lockUpstream(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+
 		var name, queue string
 		var state task.State
-		err := tx.QueryRow(ctx, `SELECT task, queue, state FROM tasks WHERE id = $1 FOR UPDATE`, id).Scan(&name, &queue, &state)
+		err = tx.QueryRow(ctx, `SELECT task, queue, state FROM tasks WHERE id = $1 FOR UPDATE`, id).Scan(&name, &queue, &state)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return ErrNotFound
@@ -52,8 +69,8 @@ func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 		if t, err = scanTask(row); err != nil {
 			return err
 		}
-		if t.Workflow != uuid.Nil {
-			if t.Waiting, err = requeueInWorkflow(ctx, tx, id); err != nil || t.Waiting > 0 {
+		if inWorkflow {
+			if t.Waiting, err = requeueInWorkflow(ctx, tx, id, downstream); err != nil || t.Waiting > 0 {
 				return err
 			}
 		}
@@ -70,9 +87,25 @@ func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 	return t, nil
 }
 
+// lockUpstream returns the tasks downstream of the workflow task id, and locks the tasks that id
+// and they wait for. A result that is being committed for one of those has already passed over
+// the revoked tasks, so the lock waits for that commit and the counts that follow include it.
+func lockUpstream(ctx context.Context, tx pgx.Tx, id uuid.UUID) ([]uuid.UUID, error) {
+	var downstream []uuid.UUID
+	if err := tx.QueryRow(ctx, `SELECT taskflow_downstream(ARRAY[$1::uuid])`, id).Scan(&downstream); err != nil {
+		return nil, err
+	}
+	_, err := tx.Exec(ctx, `
+		SELECT 1 FROM tasks p
+		WHERE p.id IN (SELECT parent FROM task_edges WHERE child = ANY($1))
+		ORDER BY p.id
+		FOR SHARE`, append(downstream, id))
+	return downstream, err
+}
+
 // requeueInWorkflow counts what the requeued workflow task id waits for and brings back the tasks
-// downstream that its end revoked. It returns the number of tasks id waits for.
-func requeueInWorkflow(ctx context.Context, tx pgx.Tx, id uuid.UUID) (int, error) {
+// in downstream that its end revoked. It returns the number of tasks id waits for.
+func requeueInWorkflow(ctx context.Context, tx pgx.Tx, id uuid.UUID, downstream []uuid.UUID) (int, error) {
 	var waiting, blocked int
 	err := tx.QueryRow(ctx, `
 		SELECT count(*) FILTER (WHERE p.state <> 'SUCCESS'),
@@ -93,14 +126,9 @@ func requeueInWorkflow(ctx context.Context, tx pgx.Tx, id uuid.UUID) (int, error
 	// Revive what the cascade revoked, count again what each revived task waits for, and revoke
 	// again those that also wait for another task that failed; that cascades as before.
 	rows, err := tx.Query(ctx, `
-		WITH RECURSIVE downstream(id) AS (
-			SELECT child FROM task_edges WHERE parent = $1
-			UNION
-			SELECT e.child FROM task_edges e JOIN downstream d ON e.parent = d.id
-		)
 		UPDATE tasks SET state = 'PENDING', error = NULL, finished_at = NULL, revoked_by = NULL, updated_at = now()
-		WHERE id IN (SELECT id FROM downstream) AND state = 'REVOKED' AND revoked_by IS NOT NULL
-		RETURNING id`, id)
+		WHERE id = ANY($1) AND state = 'REVOKED' AND revoked_by IS NOT NULL
+		RETURNING id`, downstream)
 	if err != nil {
 		return 0, err
 	}

@@ -133,7 +133,7 @@ func insertWorkflowTasks(ctx context.Context, tx pgx.Tx, w NewWorkflow) error {
 	_, err := tx.Exec(ctx, `
 		WITH input AS (
 			SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
-				$7::timestamptz[], $8::int[], $9::text[], $10::bool[], $11::int[])
+				$7::timestamptz[], $8::int[], $9::text[], $10::bool[], $11::bigint[])
 				WITH ORDINALITY AS i(id, task, args, max_retries, timeout_ms, queue, eta, waiting, pipe,
 					pipe_many, release_delay_ms, ord)
 		), inserted AS (
@@ -223,6 +223,10 @@ func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, 
 		if !exists {
 			return ErrWorkflowNotFound
 		}
+		// Every unfinished task is revoked here, so the trigger need not walk the graph for each.
+		if _, err := tx.Exec(ctx, `SELECT set_config('taskflow.cascading', 'on', true)`); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `
 			WITH unfinished AS (
 				SELECT id, state FROM tasks
@@ -239,7 +243,10 @@ func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, 
 		if err != nil {
 			return err
 		}
-		running, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if running, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `SELECT set_config('taskflow.cascading', 'off', true)`)
 		return err
 	})
 	switch {

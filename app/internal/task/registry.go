@@ -181,10 +181,13 @@ func (r *Registry) Validate(name string, raw json.RawMessage) (json.RawMessage, 
 }
 
 // ValidatePiped checks the args of a workflow step whose argument pipe will receive the results
-// of the steps before it. It decodes raw strictly, as Validate does, but raw must not give pipe,
-// and the Validate method of the args type is not called, since the args are not complete yet:
-// the worker validates them, piped results included, before the step runs. The canonical JSON
-// it returns leaves pipe out.
+// of the steps before it. It decodes raw strictly, as Validate does, but raw must not give pipe.
+// It then calls the Validate method of the args type and ignores an error about pipe, which is
+// missing until then. The worker validates the complete args before the step runs. The canonical
+// JSON it returns leaves pipe out.
+//
+// NOTE: Validate reports one error, so a check that it makes after its check of pipe is left to
+// the worker.
 //
 // Errors are those of Validate, plus a *FieldError on "pipe" when pipe is not an argument of the
 // task and on "args.<pipe>" when raw gives it.
@@ -206,6 +209,9 @@ func (r *Registry) ValidatePiped(name string, raw json.RawMessage, pipe string) 
 
 	args, err := e.decodeProtected(raw, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := validatePartial(args, pipe); err != nil {
 		return nil, err
 	}
 	var given map[string]json.RawMessage
@@ -326,6 +332,18 @@ func marshalJSON(v any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// validatePartial calls args.Validate, as validateArgs does, and ignores an error about the
+// argument pipe. A panic in Validate gives a *PanicError.
+func validatePartial(args Args, pipe string) (err error) {
+	defer recoverPanic(&err)
+	err = validateArgs(args)
+	var fieldErr *FieldError
+	if errors.As(err, &fieldErr) && fieldErr.Field == joinField(pipe) {
+		return nil
+	}
+	return err
 }
 
 // validateArgs calls args.Validate and rewrites its error as a *FieldError on a path from the

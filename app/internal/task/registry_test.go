@@ -812,6 +812,7 @@ func TestValidatePiped(t *testing.T) {
 		{"unknown pipe", `{}`, "m", FieldError{Field: "pipe", Message: `names "m", which is not an argument of task "echo": use one of count, flag, inner, n, name, ratio, small, tags`}},
 		{"piped argument given", `{"n": 1}`, "n", FieldError{Field: "args.n", Message: "is filled with the results of the previous step (pipe); leave it out"}},
 		{"other argument wrong", `{"name": 5}`, "n", FieldError{Field: "args.name", Message: "must be a string, got a number"}},
+		{"other argument invalid", `{"n": 3, "name": "whole object"}`, "tags", FieldError{Field: "args", Message: "is not acceptable as a whole"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ ALTER TABLE tasks
     ADD COLUMN waiting          integer NOT NULL DEFAULT 0,      -- tasks it waits for that have not succeeded
     ADD COLUMN pipe             text,                            -- argument that receives their results
     ADD COLUMN pipe_many        boolean NOT NULL DEFAULT false,  -- pipe an array of results, in order
-    ADD COLUMN release_delay_ms integer NOT NULL DEFAULT 0,      -- countdown from its release
+    ADD COLUMN release_delay_ms bigint  NOT NULL DEFAULT 0,      -- countdown from its release
     ADD COLUMN revoked_by       uuid;                            -- the task whose end revoked it
 CREATE INDEX tasks_workflow_id ON tasks (workflow_id) WHERE workflow_id IS NOT NULL;
 
@@ -39,14 +39,39 @@ CREATE TABLE task_edges (
 );
 CREATE INDEX task_edges_child ON task_edges (child);
 
+-- taskflow_downstream returns every task that waits, directly or not, for one of roots. It walks
+-- the graph a level at a time through the primary key of task_edges, so its cost follows the size
+-- of the workflow, not of the table.
+CREATE FUNCTION taskflow_downstream(roots uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found    uuid[] := '{}';
+    frontier uuid[] := roots;
+BEGIN
+    LOOP
+        SELECT coalesce(array_agg(DISTINCT child), '{}') INTO frontier
+        FROM task_edges WHERE parent = ANY(frontier);
+        EXIT WHEN cardinality(frontier) = 0;
+        found := found || frontier;
+    END LOOP;
+    RETURN ARRAY(SELECT DISTINCT unnest(found));
+END;
+$$;
+
 CREATE FUNCTION taskflow_settle_dependents() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ready uuid[];
+    down  uuid[];
 BEGIN
     IF NEW.state = 'SUCCESS' THEN
         -- Two results for the same child serialise on its row lock, so exactly one of them sees
-        -- waiting reach 0.
+        -- waiting reach 0. Locking the children in id order keeps two results that share several
+        -- children from locking them in opposite orders.
+        PERFORM 1 FROM tasks c
+        WHERE c.id IN (SELECT child FROM task_edges WHERE parent = NEW.id) AND c.state = 'PENDING'
+        ORDER BY c.id
+        FOR UPDATE;
         WITH counted AS (
             UPDATE tasks c SET waiting = c.waiting - 1, updated_at = now()
             FROM task_edges e
@@ -98,14 +123,10 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM set_config('taskflow.cascading', 'on', true);
-    WITH RECURSIVE downstream(id) AS (
-        SELECT child FROM task_edges WHERE parent = NEW.id
-        UNION
-        SELECT e.child FROM task_edges e JOIN downstream d ON e.parent = d.id
-    )
+    down := taskflow_downstream(ARRAY[NEW.id]);
     UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now(), revoked_by = NEW.id,
         error = format('not run: task %s, which it waits for, ended in %s', NEW.id, NEW.state)
-    WHERE id IN (SELECT id FROM downstream) AND state = 'PENDING';
+    WHERE id = ANY(down) AND state = 'PENDING';
     PERFORM set_config('taskflow.cascading', 'off', true);
     RETURN NULL;
 END;
