@@ -15,8 +15,8 @@ import (
 // ErrNotFinished means the task is still PENDING, STARTED or RETRY, so it cannot be requeued.
 var ErrNotFinished = errors.New("task has not finished")
 
-// ErrUpstreamFailed means the task waits for a task of its workflow that failed or was revoked,
-// so requeueing it alone would leave it waiting forever; requeue that task instead.
+// ErrUpstreamFailed means the task waits for a task of its workflow that failed or was revoked.
+// Requeued alone, it would wait forever, so that task must be requeued instead.
 var ErrUpstreamFailed = errors.New("a task it waits for failed or was revoked")
 
 // Requeue puts a task in FAILURE or REVOKED back to PENDING with a fresh retry budget and a new
@@ -123,8 +123,8 @@ func requeueInWorkflow(ctx context.Context, tx pgx.Tx, id uuid.UUID, downstream 
 		return 0, err
 	}
 
-	// Revive what the cascade revoked, count again what each revived task waits for, and revoke
-	// again those that also wait for another task that failed; that cascades as before.
+	// Revive what the cascade revoked and count again what each revived task waits for. A revived
+	// task that also waits for another task that failed is revoked again, which cascades as before.
 	rows, err := tx.Query(ctx, `
 		UPDATE tasks SET state = 'PENDING', error = NULL, finished_at = NULL, revoked_by = NULL, updated_at = now()
 		WHERE id = ANY($1) AND state = 'REVOKED' AND revoked_by IS NOT NULL

@@ -179,10 +179,12 @@ func TestWorkflowFailureRevokesEverythingDownstream(t *testing.T) {
 	if _, _, err := st.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
 	}
+
 	succeed(t, st, d.ID, `1`)
 	if _, err := st.Finish(ctx, store.Outcome{ID: a.ID, Attempt: 1, Worker: "w", State: task.Failure, Error: "boom"}); err != nil {
 		t.Fatal(err)
 	}
+
 	got, err := st.Workflow(ctx, w.ID)
 	if err != nil {
 		t.Fatal(err)
