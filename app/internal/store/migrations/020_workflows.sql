@@ -68,6 +68,9 @@ BEGIN
         -- Two results for the same child serialise on its row lock, so exactly one of them sees
         -- waiting reach 0. Locking the children in id order keeps two results that share several
         -- children from locking them in opposite orders.
+        -- NOTE: a transaction that stores several results still locks their children one result
+        -- at a time, so two such transactions can deadlock on wide fan-ins. PostgreSQL aborts one,
+        -- and the worker stores its outcomes again after a backoff: slower, but nothing is lost.
         PERFORM 1 FROM tasks c
         WHERE c.id IN (SELECT child FROM task_edges WHERE parent = NEW.id) AND c.state = 'PENDING'
         ORDER BY c.id
