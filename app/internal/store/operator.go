@@ -30,7 +30,7 @@ var ErrUpstreamFailed = errors.New("a task it waits for failed or was revoked")
 // when that task succeeds.
 func (s *Store) Requeue(ctx context.Context, id uuid.UUID) (Task, error) {
 	var t Task
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// In a workflow, the tasks that the requeued ones wait for are locked before the task
 		// itself, the order in which a worker's result locks them.
 		var inWorkflow bool

@@ -77,6 +77,24 @@ func Unavailable(err error) bool {
 	return false
 }
 
+// deadlockRetries is how many times inTx runs a transaction that PostgreSQL aborted to break a
+// deadlock.
+const deadlockRetries = 5
+
+// inTx runs f in a transaction and commits it. A transaction that PostgreSQL aborts to break a
+// deadlock (SQLSTATE 40P01) runs again, up to deadlockRetries times, so f must not have effects
+// outside the transaction. Operator actions use it: they lock many rows of a workflow, in an order
+// that can cross the order in which workers' results lock them.
+func (s *Store) inTx(ctx context.Context, f func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, f)
+		var pgErr *pgconn.PgError
+		if attempt > deadlockRetries || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			return err
+		}
+	}
+}
+
 // Close closes every connection of the pool. It waits for connections in use to be released.
 func (s *Store) Close() {
 	s.pool.Close()

@@ -263,7 +263,7 @@ func (s *Store) ListTasks(ctx context.Context, f Filter) (tasks []Task, more boo
 // task finds the state changed when it tries to store a result, and discards the result.
 func (s *Store) Revoke(ctx context.Context, id uuid.UUID) (Task, error) {
 	var t Task
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		row := tx.QueryRow(ctx, `
 			UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now()
 			WHERE id = $1 AND state IN ('PENDING', 'STARTED', 'RETRY')

@@ -215,7 +215,7 @@ func (s *Store) Workflow(ctx context.Context, id uuid.UUID) (Workflow, error) {
 // be told, and ErrWorkflowNotFound for an unknown workflow. Finished tasks keep their state.
 func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
 	var running []uuid.UUID
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)`, id).Scan(&exists); err != nil {
 			return err
@@ -231,6 +231,7 @@ func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, 
 			WITH unfinished AS (
 				SELECT id, state FROM tasks
 				WHERE workflow_id = $1 AND state IN ('PENDING', 'STARTED', 'RETRY')
+				ORDER BY id
 				FOR UPDATE
 			), revoked AS (
 				UPDATE tasks t SET state = 'REVOKED', finished_at = now(), updated_at = now()

@@ -127,6 +127,7 @@ BEGIN
     END IF;
     PERFORM set_config('taskflow.cascading', 'on', true);
     down := taskflow_downstream(ARRAY[NEW.id]);
+    PERFORM 1 FROM tasks WHERE id = ANY(down) AND state = 'PENDING' ORDER BY id FOR UPDATE;
     UPDATE tasks SET state = 'REVOKED', finished_at = now(), updated_at = now(), revoked_by = NEW.id,
         error = format('not run: task %s, which it waits for, ended in %s', NEW.id, NEW.state)
     WHERE id = ANY(down) AND state = 'PENDING';
