@@ -110,3 +110,37 @@ func TestRegisterTwicePanics(t *testing.T) {
 	}()
 	Register(r)
 }
+
+func TestPipedStepsCheckTheOtherArguments(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t)
+	cases := []struct {
+		name, task, pipe, args string
+		wantField              string // "" when the args are valid
+	}{
+		{"wordstats text piped", "wordstats", "text", `{"top": 3}`, ""},
+		{"wordstats bad top", "wordstats", "text", `{"top": 0}`, "args.top"},
+		{"wordstats bad stopwords", "wordstats", "text", `{"stopwords": [""]}`, "args.stopwords"},
+		{"wordstats top piped", "wordstats", "top", `{}`, "args.text"},
+		{"csvstats csv piped", "csvstats", "csv", `{"group_by": "region", "value": "amount"}`, ""},
+		{"csvstats bad ops", "csvstats", "csv", `{"group_by": "region", "ops": ["bogus"]}`, "args.ops"},
+		{"csvstats missing group_by", "csvstats", "csv", `{"value": "amount"}`, "args.group_by"},
+		{"csvstats ops piped", "csvstats", "ops", `{"csv": "a,b\n1,2\n", "group_by": "a"}`, ""},
+		{"csvstats bad delimiter", "csvstats", "value", `{"csv": "a,b\n", "group_by": "a", "delimiter": "xx"}`, "args.delimiter"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := r.ValidatePiped(c.task, json.RawMessage(c.args), c.pipe)
+			if c.wantField == "" {
+				if err != nil {
+					t.Fatalf("ValidatePiped error = %v, want nil", err)
+				}
+				return
+			}
+			var fieldErr *task.FieldError
+			if !errors.As(err, &fieldErr) || fieldErr.Field != c.wantField {
+				t.Errorf("ValidatePiped error = %v, want a field error on %s", err, c.wantField)
+			}
+		})
+	}
+}

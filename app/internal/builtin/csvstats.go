@@ -70,26 +70,36 @@ type csvStatsArgs struct {
 	Delimiter *string  `json:"delimiter,omitempty"`
 }
 
-func (a csvStatsArgs) Validate() error {
-	if a.CSV == nil {
-		return &task.FieldError{Field: "csv", Message: "is required: give the CSV text with a header row"}
+func (a csvStatsArgs) Validate() error { return a.validate("") }
+
+// ValidateWithout checks every argument but piped, which a workflow fills in later.
+func (a csvStatsArgs) ValidateWithout(piped string) error { return a.validate(piped) }
+
+func (a csvStatsArgs) validate(piped string) error {
+	if piped != "csv" {
+		if a.CSV == nil {
+			return &task.FieldError{Field: "csv", Message: "is required: give the CSV text with a header row"}
+		}
+		if len(*a.CSV) > maxCSVBytes {
+			return &task.FieldError{Field: "csv", Message: fmt.Sprintf("must be at most %d bytes, got %d bytes", maxCSVBytes, len(*a.CSV))}
+		}
+		if strings.TrimSpace(*a.CSV) == "" {
+			return &task.FieldError{Field: "csv", Message: "is empty: give a header row followed by data rows"}
+		}
 	}
-	if len(*a.CSV) > maxCSVBytes {
-		return &task.FieldError{Field: "csv", Message: fmt.Sprintf("must be at most %d bytes, got %d bytes", maxCSVBytes, len(*a.CSV))}
-	}
-	if strings.TrimSpace(*a.CSV) == "" {
-		return &task.FieldError{Field: "csv", Message: "is empty: give a header row followed by data rows"}
-	}
-	if a.GroupBy == nil || *a.GroupBy == "" {
+	if piped != "group_by" && (a.GroupBy == nil || *a.GroupBy == "") {
 		return &task.FieldError{Field: "group_by", Message: "is required: give the name of the column to group rows by"}
 	}
-	if err := validateOperations(a.Ops); err != nil {
-		return err
+	if piped != "ops" {
+		if err := validateOperations(a.Ops); err != nil {
+			return err
+		}
 	}
-	if a.needsValue() && (a.Value == nil || *a.Value == "") {
+	// Whether value is required depends on ops.
+	if piped != "value" && piped != "ops" && a.needsValue() && (a.Value == nil || *a.Value == "") {
 		return &task.FieldError{Field: "value", Message: "is required unless ops is [\"count\"]: give the name of the numeric column to aggregate"}
 	}
-	if a.Delimiter != nil {
+	if piped != "delimiter" && a.Delimiter != nil {
 		return validateDelimiter(*a.Delimiter)
 	}
 	return nil

@@ -69,18 +69,28 @@ type wordStatsArgs struct {
 	Stopwords []string `json:"stopwords,omitempty"`
 }
 
-func (a wordStatsArgs) Validate() error {
-	if a.Text == nil {
-		return &task.FieldError{Field: "text", Message: "is required: give the text to analyze as a string"}
+func (a wordStatsArgs) Validate() error { return a.validate("") }
+
+// ValidateWithout checks every argument but piped, which a workflow fills in later.
+func (a wordStatsArgs) ValidateWithout(piped string) error { return a.validate(piped) }
+
+func (a wordStatsArgs) validate(piped string) error {
+	if piped != "text" {
+		if a.Text == nil {
+			return &task.FieldError{Field: "text", Message: "is required: give the text to analyze as a string"}
+		}
+		if err := validatePlainText("text", *a.Text, maxTextBytes); err != nil {
+			return err
+		}
 	}
-	if err := validatePlainText("text", *a.Text, maxTextBytes); err != nil {
-		return err
-	}
-	if a.Top != nil && (*a.Top < 1 || *a.Top > maxTop) {
+	if piped != "top" && a.Top != nil && (*a.Top < 1 || *a.Top > maxTop) {
 		return &task.FieldError{Field: "top", Message: fmt.Sprintf("must be between 1 and %d, got %d", maxTop, *a.Top)}
 	}
-	if a.MinLength != nil && (*a.MinLength < 1 || *a.MinLength > maxMinLength) {
+	if piped != "min_length" && a.MinLength != nil && (*a.MinLength < 1 || *a.MinLength > maxMinLength) {
 		return &task.FieldError{Field: "min_length", Message: fmt.Sprintf("must be between 1 and %d, got %d", maxMinLength, *a.MinLength)}
+	}
+	if piped == "stopwords" {
+		return nil
 	}
 	return validateStopwords(a.Stopwords)
 }

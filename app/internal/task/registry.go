@@ -22,6 +22,14 @@ const (
 	DefaultMaxRetries = 3
 )
 
+// PartialValidator is implemented by an argument type that can check its arguments without one
+// of them. A workflow step whose argument is piped from earlier results is checked this way when
+// the workflow is submitted, before that argument is known.
+type PartialValidator interface {
+	// ValidateWithout returns what Validate returns, but ignores the argument named by field.
+	ValidateWithout(field string) error
+}
+
 // Args is implemented by the argument type of a task. Registry decodes the JSON args object into
 // it and then calls Validate.
 type Args interface {
@@ -182,12 +190,12 @@ func (r *Registry) Validate(name string, raw json.RawMessage) (json.RawMessage, 
 
 // ValidatePiped checks the args of a workflow step whose argument pipe will receive the results
 // of the steps before it. It decodes raw strictly, as Validate does, but raw must not give pipe.
-// It then calls the Validate method of the args type and ignores an error about pipe, which is
-// missing until then. The worker validates the complete args before the step runs. The canonical
-// JSON it returns leaves pipe out.
+// Then it calls ValidateWithout if the args type is a PartialValidator. Otherwise it calls
+// Validate and ignores an error about pipe, which is missing until then. The worker validates the
+// complete args before the step runs. The canonical JSON it returns leaves pipe out.
 //
-// NOTE: Validate reports one error, so a check that it makes after its check of pipe is left to
-// the worker.
+// NOTE: without ValidateWithout, a check that Validate makes after its check of pipe is left to
+// the worker, because Validate reports one error.
 //
 // Errors are those of Validate, plus a *FieldError on "pipe" when pipe is not an argument of the
 // task and on "args.<pipe>" when raw gives it.
@@ -334,10 +342,13 @@ func marshalJSON(v any) (json.RawMessage, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// validatePartial calls args.Validate, as validateArgs does, and ignores an error about the
-// argument pipe. A panic in Validate gives a *PanicError.
+// validatePartial checks args without the argument pipe: with ValidateWithout when args has it,
+// else with Validate, ignoring an error about pipe. A panic gives a *PanicError.
 func validatePartial(args Args, pipe string) (err error) {
 	defer recoverPanic(&err)
+	if partial, ok := args.(PartialValidator); ok {
+		return fieldPath(partial.ValidateWithout(pipe))
+	}
 	err = validateArgs(args)
 	var fieldErr *FieldError
 	if errors.As(err, &fieldErr) && fieldErr.Field == joinField(pipe) {
@@ -349,7 +360,12 @@ func validatePartial(args Args, pipe string) (err error) {
 // validateArgs calls args.Validate and rewrites its error as a *FieldError on a path from the
 // request body.
 func validateArgs(args Args) error {
-	err := args.Validate()
+	return fieldPath(args.Validate())
+}
+
+// fieldPath rewrites an error of a Validate method as a *FieldError on a path from the request
+// body.
+func fieldPath(err error) error {
 	if err == nil {
 		return nil
 	}
