@@ -194,31 +194,49 @@ type taskDetail struct {
 	Task     taskJSON        `json:"task"`
 	Attempts []attemptJSON   `json:"attempts"`
 	Timeline []timelineEntry `json:"timeline"`
+	// WaitsFor and NeededBy list the tasks of its workflow that the task waits for and that wait
+	// for it.
+	WaitsFor []string `json:"waits_for,omitempty"`
+	NeededBy []string `json:"needed_by,omitempty"`
 }
 
-// loadTask reads the task named by the {id} path segment and its attempts.
-func (m *Monitor) loadTask(r *http.Request) (store.Task, []store.Attempt, error) {
+// loadedTask is a task with what its detail shows.
+type loadedTask struct {
+	task     store.Task
+	attempts []store.Attempt
+	parents  []uuid.UUID
+	children []uuid.UUID
+}
+
+// loadTask reads the task named by the {id} path segment, its attempts and its neighbours in its
+// workflow.
+func (m *Monitor) loadTask(r *http.Request) (loadedTask, error) {
 	raw := r.PathValue("id")
 	id, err := uuid.Parse(raw)
 	if err != nil {
-		return store.Task{}, nil, badRequest("id", "task id %q is not a UUID", raw)
+		return loadedTask{}, badRequest("id", "task id %q is not a UUID", raw)
 	}
-	t, err := m.store.Task(r.Context(), id)
-	if err != nil {
-		return store.Task{}, nil, err
+	var l loadedTask
+	if l.task, err = m.store.Task(r.Context(), id); err != nil {
+		return loadedTask{}, err
 	}
-	attempts, err := m.store.Attempts(r.Context(), id)
-	if err != nil {
-		return store.Task{}, nil, err
+	if l.attempts, err = m.store.Attempts(r.Context(), id); err != nil {
+		return loadedTask{}, err
 	}
-	return t, attempts, nil
+	if l.task.Workflow != uuid.Nil {
+		if l.parents, l.children, err = m.store.TaskEdges(r.Context(), id); err != nil {
+			return loadedTask{}, err
+		}
+	}
+	return l, nil
 }
 
 // newTaskDetail returns the JSON form of a task with its attempts and timeline. Attempts still
 // running report their run time up to now.
-func newTaskDetail(t store.Task, attempts []store.Attempt, now time.Time) taskDetail {
-	d := taskDetail{Task: newTaskJSON(t), Attempts: make([]attemptJSON, len(attempts)), Timeline: timeline(t, attempts)}
-	for i, a := range attempts {
+func newTaskDetail(l loadedTask, now time.Time) taskDetail {
+	d := taskDetail{Task: newTaskJSON(l.task), Attempts: make([]attemptJSON, len(l.attempts)),
+		Timeline: timeline(l.task, l.attempts), WaitsFor: idStrings(l.parents), NeededBy: idStrings(l.children)}
+	for i, a := range l.attempts {
 		end := now
 		if a.FinishedAt != nil {
 			end = *a.FinishedAt
@@ -229,13 +247,21 @@ func newTaskDetail(t store.Task, attempts []store.Attempt, now time.Time) taskDe
 	return d
 }
 
+func idStrings(ids []uuid.UUID) []string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out
+}
+
 // apiTask handles GET api/tasks/{id}.
 func (m *Monitor) apiTask(w http.ResponseWriter, r *http.Request) error {
-	t, attempts, err := m.loadTask(r)
+	l, err := m.loadTask(r)
 	if err != nil {
 		return err
 	}
-	m.writeJSON(w, r, http.StatusOK, newTaskDetail(t, attempts, m.now()))
+	m.writeJSON(w, r, http.StatusOK, newTaskDetail(l, m.now()))
 	return nil
 }
 

@@ -221,6 +221,8 @@ type taskView struct {
 	Timeline []struct {
 		Event string `json:"event"`
 	} `json:"timeline"`
+	WaitsFor []string `json:"waits_for"`
+	NeededBy []string `json:"needed_by"`
 }
 
 // waitState polls the monitor's task API until the task is in one of the states.

@@ -120,6 +120,37 @@ func TestRetryFailedTask(t *testing.T) {
 	}
 }
 
+func TestRetryResumesWorkflow(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, 1)
+	e.failing.Store(true)
+	var wf struct {
+		Tasks []struct {
+			ID string `json:"id"`
+		} `json:"tasks"`
+	}
+	mustCall(t, http.MethodPost, e.stack.URL+"/api/workflows", "",
+		`{"chain": [{"task": "switch", "args": {"label": "a"}}, {"task": "fib", "args": {"n": 5}}]}`,
+		http.StatusAccepted).decode(t, &wf)
+	first, second := wf.Tasks[0].ID, wf.Tasks[1].ID
+
+	e.waitState(t, first, 30*time.Second, task.Failure)
+	revoked := e.waitState(t, second, 10*time.Second, task.Revoked)
+	if diff := cmp.Diff([]string{first}, revoked.WaitsFor); diff != "" {
+		t.Errorf("second step waits_for (-want +got):\n%s", diff)
+	}
+	page := mustCall(t, http.MethodGet, e.URL+"/tasks/"+first, readToken, "", http.StatusOK)
+	if !strings.Contains(string(page.body), `href="`+prefix+`/tasks/`+second+`"`) {
+		t.Errorf("the first step's page does not link to the step that waits for it")
+	}
+
+	// A retry of the failed step brings the revoked one back, and the chain finishes.
+	mustCall(t, http.MethodPost, e.URL+"/api/tasks/"+second+"/retry", adminToken, "{}", http.StatusConflict)
+	e.failing.Store(false)
+	mustCall(t, http.MethodPost, e.URL+"/api/tasks/"+first+"/retry", adminToken, "{}", http.StatusOK)
+	e.waitState(t, second, 30*time.Second, task.Success)
+}
+
 func TestRequeueDeadLetters(t *testing.T) {
 	t.Parallel()
 	e := startEnv(t, 1)

@@ -20,6 +20,7 @@ type Store interface {
 	Requeuer
 	Task(ctx context.Context, id uuid.UUID) (store.Task, error)
 	Attempts(ctx context.Context, id uuid.UUID) ([]store.Attempt, error)
+	TaskEdges(ctx context.Context, id uuid.UUID) (parents, children []uuid.UUID, err error)
 	SearchTasks(ctx context.Context, q store.TaskQuery) ([]store.Task, bool, error)
 	CountTasks(ctx context.Context) ([]store.TaskCount, error)
 	Throughput(ctx context.Context, minutes int) ([]store.MinuteStats, error)

@@ -95,11 +95,11 @@ func (m *Monitor) tasksPage(w http.ResponseWriter, r *http.Request) error {
 
 // taskPage handles GET {prefix}/tasks/{id}.
 func (m *Monitor) taskPage(w http.ResponseWriter, r *http.Request) error {
-	t, attempts, err := m.loadTask(r)
+	l, err := m.loadTask(r)
 	if err != nil {
 		return err
 	}
-	now := m.now()
+	t, now := l.task, m.now()
 	return m.pages.render(w, http.StatusOK, "task", struct {
 		layoutData
 		Detail    taskDetail
@@ -107,7 +107,7 @@ func (m *Monitor) taskPage(w http.ResponseWriter, r *http.Request) error {
 		Terminal  bool
 		CanRetry  bool
 		CanRevoke bool
-	}{m.layout(r, "Task "+t.ID.String(), "tasks"), newTaskDetail(t, attempts, now), ganttChart(t, attempts, now),
+	}{m.layout(r, "Task "+t.ID.String(), "tasks"), newTaskDetail(l, now), ganttChart(t, l.attempts, now),
 		t.State.Terminal(), t.State == task.Failure || t.State == task.Revoked, !t.State.Terminal()})
 }
 

@@ -210,6 +210,33 @@ func (s *Store) Workflow(ctx context.Context, id uuid.UUID) (Workflow, error) {
 	return w, nil
 }
 
+// TaskEdges returns the tasks that the task id waits for and the tasks that wait for it, each in
+// id order. A task outside workflows has neither.
+func (s *Store) TaskEdges(ctx context.Context, id uuid.UUID) (parents, children []uuid.UUID, err error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT parent, true FROM task_edges WHERE child = $1
+		UNION ALL
+		SELECT child, false FROM task_edges WHERE parent = $1
+		ORDER BY 1`, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read edges of task %s: %w", id, err)
+	}
+	var other uuid.UUID
+	var isParent bool
+	_, err = pgx.ForEachRow(rows, []any{&other, &isParent}, func() error {
+		if isParent {
+			parents = append(parents, other)
+		} else {
+			children = append(children, other)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read edges of task %s: %w", id, err)
+	}
+	return parents, children, nil
+}
+
 // RevokeWorkflow marks every unfinished task of the workflow REVOKED and drops their unpublished
 // outbox messages. It returns the ids of the revoked tasks that had started, whose workers should
 // be told, and ErrWorkflowNotFound for an unknown workflow. Finished tasks keep their state.
