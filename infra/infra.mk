@@ -42,10 +42,12 @@ destroy: stack
 ## render: write the objects of stack $(STACK) as YAML files to $(RENDER_DIR); Secrets appear in plain text
 # A throwaway stack with a copy of $(STACK)'s config keeps the render state
 # apart from the real one, and removing it afterwards leaves no state behind.
+# The provider refuses a kubeconfig in render mode and would take one from
+# KUBECONFIG, so it is unset.
 render: secrets
 	rm -rf $(RENDER_DIR)
 	-@$(PULUMI) stack rm --stack $(RENDER_STACK) --force --yes >/dev/null 2>&1
 	$(PULUMI) stack init $(RENDER_STACK) --copy-config-from $(STACK) --no-select
-	TASKFLOW_RENDER_DIR="$(abspath $(RENDER_DIR))" $(PULUMI) up --stack $(RENDER_STACK) --yes --skip-preview; \
+	env -u KUBECONFIG TASKFLOW_RENDER_DIR="$(abspath $(RENDER_DIR))" $(PULUMI) up --stack $(RENDER_STACK) --yes --skip-preview; \
 		status=$$?; $(PULUMI) stack rm --stack $(RENDER_STACK) --force --yes >/dev/null; exit $$status
 	@echo "rendered manifests in $(RENDER_DIR)/ (they include Secrets in plain text)"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -27,16 +28,17 @@ type result struct {
 	} `json:"tasks"`
 }
 
-// attempts returns the attempts of the task, or of all tasks of the workflow.
-func (r result) attempts() int {
+// attempts describes the attempts of the task, or of all tasks of the workflow: "1", or
+// "4 in 4 tasks".
+func (r result) attempts() string {
 	if r.Tasks == nil {
-		return r.Attempts
+		return strconv.Itoa(r.Attempts)
 	}
 	n := 0
 	for _, t := range r.Tasks {
 		n += t.Attempts
 	}
-	return n
+	return fmt.Sprintf("%d in %d tasks", n, len(r.Tasks))
 }
 
 // Summary returns the result or the error, shortened to one table cell.

@@ -335,7 +335,7 @@ func (d *demo) report(results []result, apiURL string, env map[string]string) {
 	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tRESULT OR ERROR")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Label, r.State, r.attempts(), r.Summary())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Label, r.State, r.attempts(), r.Summary())
 	}
 	_ = tw.Flush()
 

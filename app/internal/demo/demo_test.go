@@ -37,7 +37,7 @@ func TestRunOnce(t *testing.T) {
 		`wordstats\s+SUCCESS`,
 		`csvstats\s+SUCCESS`,
 		`csvstats, malformed\s+FAILURE\s+1\s+error: line 3, column "amount": "lots" is not a number`,
-		`chord: sum of fib 10, 20, 30\s+SUCCESS\s+4\s+\{"count":3,"value":"838860"\}`,
+		`chord: sum of fib 10, 20, 30\s+SUCCESS\s+4 in 4 tasks\s+\{"count":3,"value":"838860"\}`,
 		`tasks\s+http://127\.0\.0\.1:\d+/api/tasks`,
 		`monitor\s+http://127\.0\.0\.1:\d+/flower/ \(sign in with any user name and the admin token [0-9a-f]{32}\)`,
 		`stopping RabbitMQ and PostgreSQL`,
