@@ -21,7 +21,7 @@ type NewWorkflow struct {
 	// Spec is the workflow as the request described it, kept for display.
 	Spec  json.RawMessage
 	Tasks []WorkflowTask
-	// Edges say which tasks wait for which. A task waits for every parent of its edges.
+	// Edges list which tasks wait for which. A task waits for every parent of its edges.
 	Edges []Edge
 	// Outputs are the tasks whose results form the workflow's result: the array of their
 	// results when Many, else the result of the only one.
@@ -44,7 +44,7 @@ type WorkflowTask struct {
 	ReleaseDelay time.Duration
 }
 
-// Edge says that Child waits for Parent. Position orders the results piped into Child.
+// Edge is a dependency: Child waits for Parent. Position orders the results piped into Child.
 type Edge struct {
 	Parent   uuid.UUID
 	Child    uuid.UUID
@@ -64,7 +64,7 @@ type Workflow struct {
 
 // CreateWorkflow stores the workflow and its tasks, and announces the tasks that wait for nothing,
 // in one transaction. It returns the stored workflow and whether it was created: a workflow with
-// the same idempotency key and request hash is returned as it stands, and a different request
+// the same idempotency key and request hash is returned unchanged, and a different request
 // hash gives ErrIdempotencyConflict.
 func (s *Store) CreateWorkflow(ctx context.Context, w NewWorkflow) (Workflow, bool, error) {
 	created := true
@@ -238,8 +238,9 @@ func (s *Store) TaskEdges(ctx context.Context, id uuid.UUID) (parents, children 
 }
 
 // RevokeWorkflow marks every unfinished task of the workflow REVOKED and drops their unpublished
-// outbox messages. It returns the ids of the revoked tasks that had started, whose workers should
-// be told, and ErrWorkflowNotFound for an unknown workflow. Finished tasks keep their state.
+// outbox messages. It returns the ids of the revoked tasks that had started, so the caller can
+// notify their workers, and ErrWorkflowNotFound for an unknown workflow. Finished tasks keep
+// their state.
 func (s *Store) RevokeWorkflow(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
 	var running []uuid.UUID
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
