@@ -113,10 +113,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 
 // decodeSubmit reads and checks the JSON shape of a submit body.
 func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitRequest, error) {
-	if err := checkContentType(r); err != nil {
-		return submitRequest{}, err
-	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := s.readJSONBody(w, r)
 	if err != nil {
 		return submitRequest{}, err
 	}
@@ -124,12 +121,8 @@ func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitReq
 	// encoding/json matches field names without regard to case, so the names are checked
 	// exactly first: {"TASK": ...} is an unknown field, as it would be for a task's args.
 	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&fields); err != nil {
+	if err := json.Unmarshal(body, &fields); err != nil {
 		return submitRequest{}, decodeError(err)
-	}
-	if dec.More() {
-		return submitRequest{}, badRequest("", "request body has data after the JSON object")
 	}
 	if fields == nil {
 		return submitRequest{}, badRequest("", "request body must be a JSON object, not null")
@@ -145,6 +138,26 @@ func (s *Server) decodeSubmit(w http.ResponseWriter, r *http.Request) (submitReq
 		return submitRequest{}, decodeError(err)
 	}
 	return req, nil
+}
+
+// readJSONBody reads the request body, which must be one JSON value within the size limit.
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return nil, decodeError(err)
+	}
+	if dec.More() {
+		return nil, badRequest("", "request body has data after the JSON object")
+	}
+	return v, nil
 }
 
 // checkContentType accepts a JSON media type or none.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -183,7 +182,7 @@ func (c *workflowCompiler) chain(raw json.RawMessage, path string, depth int) (p
 		mustMarshal(map[string]any{"chain": specs}), nil
 }
 
-// group compiles {"group": [...]}: the steps run in parallel, and the result is the array of
+// group compiles {"group": [...]}: the steps run in parallel, and the result is one flat array of
 // their results.
 func (c *workflowCompiler) group(raw json.RawMessage, path string, depth int) (part, json.RawMessage, error) {
 	parts, specs, err := c.list(raw, path, depth)
@@ -235,7 +234,7 @@ func (c *workflowCompiler) list(raw json.RawMessage, path string, depth int) ([]
 		return nil, nil, unprocessable(path, "%s must be an array of steps", stepName(path))
 	}
 	if len(items) == 0 {
-		return nil, nil, unprocessable(path, "%s must hold at least one step", stepName(path))
+		return nil, nil, unprocessable(path, "%s must contain at least one step", stepName(path))
 	}
 	parts, specs := make([]part, len(items)), make([]json.RawMessage, len(items))
 	for i, item := range items {
@@ -251,14 +250,16 @@ func (c *workflowCompiler) list(raw json.RawMessage, path string, depth int) ([]
 // taskStep compiles one task of the workflow.
 func (c *workflowCompiler) taskStep(raw json.RawMessage, fields map[string]json.RawMessage, path string) (part, json.RawMessage, error) {
 	if len(c.steps) == maxWorkflowTasks {
-		return part{}, nil, unprocessable(path, "a workflow holds at most %d tasks", maxWorkflowTasks)
+		return part{}, nil, unprocessable(path, "a workflow can contain at most %d tasks", maxWorkflowTasks)
 	}
+
 	for name := range fields {
 		if !slices.Contains(stepFields, name) {
 			return part{}, nil, unprocessable(joinPath(path, name), "%s: unknown field %q; allowed fields are %s",
 				stepName(path), name, strings.Join(stepFields, ", "))
 		}
 	}
+
 	var req submitRequest
 	if err := json.Unmarshal(raw, &req); err != nil { // the unknown "pipe" is skipped
 		return part{}, nil, atStep(path, decodeError(err))
@@ -273,26 +274,27 @@ func (c *workflowCompiler) taskStep(raw json.RawMessage, fields map[string]json.
 	if err != nil {
 		return part{}, nil, atStep(path, err)
 	}
+
 	st := compiledStep{WorkflowTask: store.WorkflowTask{NewTask: nt, Pipe: pipe}, path: path}
 	if req.CountdownMS != nil {
 		st.countdown = time.Duration(*req.CountdownMS) * time.Millisecond
 	}
 	c.steps = append(c.steps, st)
 	i := len(c.steps) - 1
-	spec := map[string]any{"task": nt.Name, "args": nt.Args}
-	if req.MaxRetries != nil {
-		spec["max_retries"] = *req.MaxRetries
-	}
-	if req.TimeoutMS != nil {
-		spec["timeout_ms"] = *req.TimeoutMS
-	}
-	if req.CountdownMS != nil {
-		spec["countdown_ms"] = *req.CountdownMS
-	}
-	if pipe != "" {
-		spec["pipe"] = pipe
-	}
+	spec := stepSpec{Task: nt.Name, Args: nt.Args, MaxRetries: req.MaxRetries, TimeoutMS: req.TimeoutMS,
+		CountdownMS: req.CountdownMS, Pipe: pipe}
 	return part{entries: []int{i}, outputs: []int{i}}, mustMarshal(spec), nil
+}
+
+// stepSpec is the canonical JSON of a task step: the arguments as validated and the options as
+// sent.
+type stepSpec struct {
+	Task        string          `json:"task"`
+	Args        json.RawMessage `json:"args"`
+	MaxRetries  *int            `json:"max_retries,omitempty"`
+	TimeoutMS   *int64          `json:"timeout_ms,omitempty"`
+	CountdownMS *int64          `json:"countdown_ms,omitempty"`
+	Pipe        string          `json:"pipe,omitempty"`
 }
 
 // link makes every entry task of next wait for every output task of prev.
@@ -488,24 +490,4 @@ func earlier(a, b *store.Task) *store.Task {
 		return b
 	}
 	return a
-}
-
-// readJSONBody reads a request body that must be JSON, within the size limit.
-func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
-	if err := checkContentType(r); err != nil {
-		return nil, err
-	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var v json.RawMessage
-	if err := dec.Decode(&v); err != nil {
-		return nil, decodeError(err)
-	}
-	if dec.More() {
-		return nil, badRequest("", "request body has data after the JSON object")
-	}
-	return v, nil
 }
