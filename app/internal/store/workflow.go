@@ -131,27 +131,20 @@ func insertWorkflowTasks(ctx context.Context, tx pgx.Tx, w NewWorkflow) error {
 		}
 	}
 	_, err := tx.Exec(ctx, `
-		WITH input AS (
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
-				$7::timestamptz[], $8::int[], $9::text[], $10::bool[], $11::bigint[])
-				WITH ORDINALITY AS i(id, task, args, max_retries, timeout_ms, queue, eta, waiting, pipe,
-					pipe_many, release_delay_ms, ord)
-		), inserted AS (
-			INSERT INTO tasks (id, task, args, state, attempts, max_retries, timeout_ms, queue, eta,
-				workflow_id, waiting, pipe, pipe_many, release_delay_ms)
-			SELECT id, task, args, 'PENDING', 0, max_retries, timeout_ms, queue, eta,
-				$12, waiting, pipe, pipe_many, release_delay_ms
-			FROM input ORDER BY ord
-		)
-		INSERT INTO outbox (queue, payload, task_id, not_before)
-		SELECT queue, jsonb_agg(jsonb_build_object('id', id, 'task', task) ORDER BY ord), NULL, now()
-		FROM input WHERE waiting = 0 AND eta IS NULL GROUP BY queue
-		UNION ALL
-		SELECT queue, jsonb_build_array(jsonb_build_object('id', id, 'task', task)), id, eta
-		FROM input WHERE waiting = 0 AND eta IS NOT NULL`,
+		INSERT INTO tasks (id, task, args, state, attempts, max_retries, timeout_ms, queue, eta,
+			workflow_id, waiting, pipe, pipe_many, release_delay_ms)
+		SELECT id, task, args, 'PENDING', 0, max_retries, timeout_ms, queue, eta,
+			$12, waiting, pipe, pipe_many, release_delay_ms
+		FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
+			$7::timestamptz[], $8::int[], $9::text[], $10::bool[], $11::bigint[])
+			AS i(id, task, args, max_retries, timeout_ms, queue, eta, waiting, pipe, pipe_many, release_delay_ms)`,
 		ids, names, args, maxRetries, timeouts, queues, etas, waits, pipes, many, delays, w.ID)
 	if err != nil {
 		return fmt.Errorf("insert tasks: %w", err)
+	}
+	_, err = tx.Exec(ctx, `SELECT taskflow_announce(array_agg(id)) FROM tasks WHERE workflow_id = $1 AND waiting = 0`, w.ID)
+	if err != nil {
+		return fmt.Errorf("announce tasks: %w", err)
 	}
 
 	parents, children, positions := make([]uuid.UUID, len(w.Edges)), make([]uuid.UUID, len(w.Edges)), make([]int32, len(w.Edges))

@@ -58,6 +58,18 @@ BEGIN
 END;
 $$;
 
+-- taskflow_announce writes the outbox messages of the tasks ids: one row per queue for the tasks
+-- due now, and one row each for tasks with an eta, which a revoke can then drop.
+CREATE FUNCTION taskflow_announce(ids uuid[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO outbox (queue, payload, task_id, not_before)
+    SELECT queue, jsonb_agg(jsonb_build_object('id', id, 'task', task) ORDER BY id), NULL, now()
+    FROM tasks WHERE id = ANY(ids) AND eta IS NULL GROUP BY queue
+    UNION ALL
+    SELECT queue, jsonb_build_array(jsonb_build_object('id', id, 'task', task)), id, eta
+    FROM tasks WHERE id = ANY(ids) AND eta IS NOT NULL;
+$$;
+
 CREATE FUNCTION taskflow_settle_dependents() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -99,23 +111,16 @@ BEGIN
             JOIN tasks p ON p.id = e.parent
             WHERE e.child = ANY(ready) AND c.pipe IS NOT NULL
             GROUP BY e.child
-        ), released AS (
-            UPDATE tasks c
-            SET args = coalesce(jsonb_set(c.args, ARRAY[c.pipe], i.value), c.args),
-                eta = CASE WHEN c.release_delay_ms > 0
-                           THEN now() + c.release_delay_ms * interval '1 millisecond' END,
-                updated_at = now()
-            FROM unnest(ready) AS r(id)
-            LEFT JOIN inputs i ON i.child = r.id
-            WHERE c.id = r.id
-            RETURNING c.id, c.task, c.queue, c.eta
         )
-        INSERT INTO outbox (queue, payload, task_id, not_before)
-        SELECT queue, jsonb_agg(jsonb_build_object('id', id, 'task', task) ORDER BY id), NULL, now()
-        FROM released WHERE eta IS NULL GROUP BY queue
-        UNION ALL
-        SELECT queue, jsonb_build_array(jsonb_build_object('id', id, 'task', task)), id, eta
-        FROM released WHERE eta IS NOT NULL;
+        UPDATE tasks c
+        SET args = coalesce(jsonb_set(c.args, ARRAY[c.pipe], i.value), c.args),
+            eta = CASE WHEN c.release_delay_ms > 0
+                       THEN now() + c.release_delay_ms * interval '1 millisecond' END,
+            updated_at = now()
+        FROM unnest(ready) AS r(id)
+        LEFT JOIN inputs i ON i.child = r.id
+        WHERE c.id = r.id;
+        PERFORM taskflow_announce(ready);
         PERFORM pg_notify('taskflow_outbox', '');
         RETURN NULL;
     END IF;
