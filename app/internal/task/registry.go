@@ -219,14 +219,14 @@ func (r *Registry) ValidatePiped(name string, raw json.RawMessage, pipe string) 
 	if err != nil {
 		return nil, err
 	}
-	if err := validatePartial(args, pipe); err != nil {
-		return nil, err
-	}
-	var given map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &given); err == nil {
-		if _, ok := given[pipe]; ok {
+	var supplied map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &supplied); err == nil {
+		if _, ok := supplied[pipe]; ok {
 			return nil, &FieldError{Field: joinField(pipe), Message: "is filled with the results of the previous step (pipe); leave it out"}
 		}
+	}
+	if err := validatePartial(args, pipe); err != nil {
+		return nil, err
 	}
 
 	canonical, err := marshalJSON(args)
