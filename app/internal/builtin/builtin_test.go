@@ -111,7 +111,7 @@ func TestRegisterTwicePanics(t *testing.T) {
 	Register(r)
 }
 
-func TestPipedStepsCheckTheOtherArguments(t *testing.T) {
+func TestPipedStepChecksOtherArguments(t *testing.T) {
 	t.Parallel()
 	r := newRegistry(t)
 	cases := []struct {

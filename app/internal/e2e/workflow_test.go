@@ -70,7 +70,7 @@ func waitForWorkflow(t *testing.T, s *stack.Stack, id string, timeout time.Durat
 	}
 }
 
-func TestChordSumsTheResultsOfItsHeader(t *testing.T) {
+func TestChordSumsHeaderResults(t *testing.T) {
 	t.Parallel()
 	s := startWorkflowStack(t)
 	wf := submitWorkflow(t, s, `{"chord": {
@@ -91,7 +91,7 @@ func TestChordSumsTheResultsOfItsHeader(t *testing.T) {
 	}
 }
 
-func TestChainPipesEachResultIntoTheNextStep(t *testing.T) {
+func TestChainPipesResultsForward(t *testing.T) {
 	t.Parallel()
 	s := startWorkflowStack(t)
 	// Each step is released by the result before it, so five steps need five notifications.
@@ -110,7 +110,7 @@ func TestChainPipesEachResultIntoTheNextStep(t *testing.T) {
 	}
 }
 
-func TestFailedStepRevokesTheRestOfTheWorkflow(t *testing.T) {
+func TestFailedStepRevokesDownstream(t *testing.T) {
 	t.Parallel()
 	s := startWorkflowStack(t)
 	wf := submitWorkflow(t, s, `{"chain": [
@@ -136,7 +136,7 @@ func TestFailedStepRevokesTheRestOfTheWorkflow(t *testing.T) {
 	}
 }
 
-func TestStepWithBadPipedArgsFailsPermanently(t *testing.T) {
+func TestBadPipedArgsFailPermanently(t *testing.T) {
 	t.Parallel()
 	s := startWorkflowStack(t)
 	// fib's result is an object, and sum wants an array: the worker rejects the piped args.

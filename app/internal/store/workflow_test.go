@@ -66,7 +66,7 @@ func succeed(t *testing.T, st *store.Store, id uuid.UUID, result string) {
 	}
 }
 
-func TestWorkflowReleasesBodyAfterLastHeaderResult(t *testing.T) {
+func TestWorkflowReleasesBodyAfterHeader(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
@@ -112,7 +112,7 @@ func TestWorkflowReleasesBodyAfterLastHeaderResult(t *testing.T) {
 	}
 }
 
-func TestWorkflowTaskThatWaitsIsNotRunnable(t *testing.T) {
+func TestWaitingTaskIsNotRunnable(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	w, _, body := chord(2)
@@ -126,7 +126,7 @@ func TestWorkflowTaskThatWaitsIsNotRunnable(t *testing.T) {
 	}
 }
 
-func TestWorkflowConcurrentResultsReleaseOnce(t *testing.T) {
+func TestConcurrentResultsReleaseOnce(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
@@ -166,7 +166,7 @@ func TestWorkflowConcurrentResultsReleaseOnce(t *testing.T) {
 	}
 }
 
-func TestWorkflowFailureRevokesEverythingDownstream(t *testing.T) {
+func TestFailureRevokesDownstream(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
@@ -270,7 +270,7 @@ func TestWorkflowCountdownStartsAtRelease(t *testing.T) {
 	}
 }
 
-func TestListenOutboxReportsReleasedTasks(t *testing.T) {
+func TestListenOutboxReportsReleases(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -311,7 +311,7 @@ func states(t *testing.T, st *store.Store, ids ...uuid.UUID) []task.State {
 	return got
 }
 
-func TestRequeueBringsBackWhatAFailureRevoked(t *testing.T) {
+func TestRequeueRevivesRevokedSteps(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
@@ -368,7 +368,7 @@ func TestRequeueBringsBackWhatAFailureRevoked(t *testing.T) {
 	}
 }
 
-func TestRequeueKeepsRevokedWhatAnotherFailureBlocks(t *testing.T) {
+func TestRequeueKeepsStepsBlockedElsewhere(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	ctx := context.Background()
@@ -393,7 +393,7 @@ func TestRequeueKeepsRevokedWhatAnotherFailureBlocks(t *testing.T) {
 	}
 }
 
-func TestRequeueCountsAResultCommittedMeanwhile(t *testing.T) {
+func TestRequeueWaitsForConcurrentResult(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := testenv.Database(t)
