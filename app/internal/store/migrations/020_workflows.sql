@@ -1,12 +1,12 @@
 -- Workflows: chains, groups and chords compiled into tasks that wait for other tasks.
 --
 -- A task of a workflow starts when every task it waits for has succeeded. The tasks are created
--- together when the workflow is submitted; one that waits gets no outbox message until a trigger
--- releases it, in the transaction that stores the last result it waited for. When a task it waits
--- for fails or is revoked, the same trigger revokes it and everything downstream, so every
--- workflow ends; an operator's retry of the failed task brings those tasks back (Store.Requeue).
--- Because the trigger runs only on a task's change of state, which happens once,
--- a result releases its dependents exactly once, whichever worker or operator action wrote it.
+-- together when the workflow is submitted. One that waits gets no outbox message until a trigger
+-- releases it, in the transaction that stores the last result it waited for. When a task it
+-- waits for fails or is revoked, the same trigger revokes it and everything downstream, so every
+-- workflow ends. An operator's retry of the failed task brings those tasks back (Store.Requeue).
+-- The trigger runs when a task changes state, and a task reaches SUCCESS at most once, so a
+-- result releases its dependents exactly once, whichever worker wrote it.
 
 CREATE TABLE workflows (
     id              uuid        PRIMARY KEY,
