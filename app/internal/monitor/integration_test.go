@@ -446,6 +446,12 @@ func TestPagesAndEventStream(t *testing.T) {
 		online, _ := e.workers(t)
 		return online == 1
 	})
+	// The queues page shows the last queue figures, which list the work queue only once the
+	// management API reports it.
+	eventually(t, 20*time.Second, "the work queue in the queue figures", func() bool {
+		r := call(t, http.MethodGet, e.URL+"/api/queues", readToken, "")
+		return r.status == http.StatusOK && strings.Contains(r.body, `"name":"tasks"`)
+	})
 
 	pages := []struct {
 		path string
